@@ -1,0 +1,30 @@
+# One place for the commands people and CI run. `make check` = lint + types + tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SRC := azfinetune tests benchmarks jobs scripts
+
+.PHONY: quickstart tests check lint types test fmt
+
+quickstart:  ## install (venv, .[train], CPU torch) and run the local quickstart
+	./scripts/setup-venv.sh train
+	$(VENV)/bin/azfinetune validate jobs/examples/phi3-mini-lora.yaml
+
+tests:  ## install (venv, .[dev,train]) and run lint, types and the tests
+	./scripts/setup-venv.sh dev,train
+	$(MAKE) check
+
+check: lint types test
+
+lint:
+	$(PY) -m ruff check $(SRC)
+	$(PY) -m ruff format --check $(SRC)
+
+types:
+	$(PY) -m mypy
+
+test:
+	$(PY) -m pytest -q
+
+fmt:
+	$(PY) -m ruff format $(SRC)
+	$(PY) -m ruff check --fix $(SRC)

@@ -1,0 +1,5 @@
+"""`python -m azfinetune` runs the CLI."""
+
+from azfinetune.cli import main
+
+main()

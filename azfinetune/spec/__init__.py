@@ -1,0 +1,53 @@
+"""The fine-tuning spec: strict pydantic models, load_spec() with file:line:column errors, and its rules."""
+
+from azfinetune.spec._loader import apply_overrides, load_spec, parse_overrides, spec_from_dict
+from azfinetune.spec._models import (
+    DataColumns,
+    DataSpec,
+    DeepSpeedSpec,
+    FineTuneSpec,
+    LoraSpec,
+    LrScheduler,
+    MethodSpec,
+    Optimizer,
+    Precision,
+    Priority,
+    QuantizationSpec,
+    RegisterSpec,
+    TargetKind,
+    TargetSpec,
+    Task,
+    Technique,
+    TrainingSpec,
+    WorkspaceSpec,
+)
+from azfinetune.spec._rules import SERVERLESS_HYPERPARAMETERS, file_issues, model_kind, spec_warnings
+
+__all__ = [
+    "SERVERLESS_HYPERPARAMETERS",
+    "DataColumns",
+    "DataSpec",
+    "DeepSpeedSpec",
+    "FineTuneSpec",
+    "LoraSpec",
+    "LrScheduler",
+    "MethodSpec",
+    "Optimizer",
+    "Precision",
+    "Priority",
+    "QuantizationSpec",
+    "RegisterSpec",
+    "TargetKind",
+    "TargetSpec",
+    "Task",
+    "Technique",
+    "TrainingSpec",
+    "WorkspaceSpec",
+    "apply_overrides",
+    "file_issues",
+    "load_spec",
+    "model_kind",
+    "parse_overrides",
+    "spec_from_dict",
+    "spec_warnings",
+]
