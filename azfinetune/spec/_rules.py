@@ -31,8 +31,11 @@ __all__ = [
 #: Folder that relative paths are resolved against while a spec is being validated (set by load_spec).
 BASE_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("azfinetune_base_dir", default=None)
 
-#: training.* keys the serverless fine-tuning service accepts, and the hyperparameter name it takes them as.
-#: Source: azure-ai-ml `create_finetuning_job` samples and the Azure AI Foundry serverless fine-tuning docs.
+#: training.* keys Azure's fine-tuning job (serverless and finetuning-job) accepts, and the hyperparameter name it
+#: takes them as (strings on the wire). Sources: Azure/azureml-examples sdk/python/jobs/finetuning/standalone
+#: (model-as-a-service and model-as-a-platform notebooks, text-generation-finetuning-amlcompute.yaml) and the
+#: CLI sample in MicrosoftDocs/azure-ai-docs articles/ai-foundry/how-to/fine-tune-serverless.md, which all pass
+#: exactly these three. Ranges (serverless only) are checked in _serverless.
 SERVERLESS_HYPERPARAMETERS: dict[str, str] = {
     "epochs": "num_train_epochs",
     "learning_rate": "learning_rate",
@@ -368,59 +371,112 @@ def _serverless(spec: FineTuneSpec) -> Iterator[SpecIssue]:
     kind = spec.target.kind.value
     if kind not in ("serverless", "finetuning-job"):
         return
+    what = "serverless fine-tuning" if kind == "serverless" else "a finetuning-job (Azure's fine-tuning job)"
     info = _catalog_model(spec)
     if kind == "serverless":
         if info is None or info.serverless is None:
-            name = info.display_name if info else spec.model
-            offered = []
             from azfinetune.catalog import list_models
 
-            offered = [m.alias for m in list_models() if m.serverless is not None]
+            name = info.display_name if info else spec.model
+            offered = [
+                m.alias for m in list_models() if m.serverless is not None and m.serverless.retired is None
+            ]
             yield SpecIssue(
                 "model",
                 f"{name} is not offered for serverless fine-tuning",
-                hint=f"models with serverless fine-tuning: {', '.join(offered)}; "
-                "or run this model on your own compute with target.kind: command",
+                hint=f"models with serverless fine-tuning: {', '.join(offered) or 'none in the catalog'}; "
+                "or fine-tune this model on your own compute with target.kind: finetuning-job or command",
             )
         elif spec.task.value not in info.serverless.tasks:
             yield SpecIssue(
                 "task",
                 f"serverless fine-tuning of {info.display_name} supports {', '.join(info.serverless.tasks)}, "
                 f"not {spec.task.value}",
+                hint="use target.kind: command to fine-tune this model for other tasks on your own compute",
             )
+    elif info is None and model_kind(spec.model) != "registry":
+        yield SpecIssue(
+            "model",
+            f"a finetuning-job fine-tunes an Azure ML registry model; {spec.model} is not one",
+            hint="use a catalog alias or azureml://registries/<registry>/models/<name>/versions/<v>, "
+            "or target.kind: command for other models",
+        )
     if spec.task.value not in ("chat-completion", "text-completion") and kind == "finetuning-job":
         yield SpecIssue("task", "Azure fine-tuning jobs support chat-completion and text-completion here")
+    # Azure's fine-tuning code picks the technique (LoRA) and its settings; azfinetune must not pretend otherwise.
     if spec.method.technique.value not in ("lora",):
         yield SpecIssue(
             "method.technique",
-            f"{kind} fine-tuning chooses the technique itself (LoRA); {spec.method.technique.value} cannot be set",
+            f"{what} chooses the technique itself (LoRA); {spec.method.technique.value} cannot be set",
             hint="remove method.technique, or use target.kind: command for qlora/dora/full",
         )
     if spec.method.quantization is not None:
-        yield SpecIssue("method.quantization", f"{kind} fine-tuning does not take a quantization setting")
+        yield SpecIssue("method.quantization", f"{what} does not take a quantization setting")
     if spec.method.lora is not None:
         yield SpecIssue(
             "method.lora",
-            f"{kind} fine-tuning chooses the adapter settings itself",
+            f"{what} chooses the adapter settings itself",
             hint="remove method.lora, or use target.kind: command to set r/alpha/target modules",
         )
+    if "optimizer" in spec.method.model_fields_set:
+        yield SpecIssue(
+            "method.optimizer", f"{what} chooses the optimizer itself", hint="remove method.optimizer"
+        )
+    # Only train and validation files reach the service, as JSONL in its own format.
+    if spec.data.test is not None:
+        yield SpecIssue(
+            "data.test",
+            f"{what} takes training and validation data only",
+            hint="remove data.test or evaluate it afterwards",
+        )
+    if spec.data.columns is not None:
+        yield SpecIssue(
+            "data.columns",
+            f"{what} reads its fixed JSONL format ('messages' for chat, 'prompt'/'completion' for text); "
+            "columns cannot be renamed",
+            hint="rename the keys in the data files and remove data.columns",
+        )
+    if spec.secrets:
+        yield SpecIssue("secrets", f"{what} runs Azure's own code; secrets cannot be passed to it")
+    if "environment" in spec.model_fields_set:
+        yield SpecIssue("environment", f"{what} runs in Azure's own environment; remove environment")
+    if spec.register is not None and spec.register.min_eval:
+        yield SpecIssue(
+            "register.min_eval",
+            f"{what} registers the model itself, whatever its evaluation",
+            hint="remove min_eval, or use target.kind: pipeline for a gated registration",
+        )
+    for key in ("priority", "max_run_minutes"):
+        if key in spec.target.model_fields_set:
+            tier = " (use target.job_tier: spot for low priority)" if kind == "finetuning-job" else ""
+            yield SpecIssue(f"target.{key}", f"{what} does not take this setting{tier}")
+    if kind == "finetuning-job":
+        for key in ("nodes", "gpus_per_node"):
+            if key in spec.target.model_fields_set:
+                yield SpecIssue(f"target.{key}", f"{what} chooses its own nodes and GPUs on the compute")
+    allowed = set(SERVERLESS_HYPERPARAMETERS)
+    for key in sorted(spec.training.model_fields_set - allowed):
+        yield SpecIssue(
+            f"training.{key}",
+            f"{what} does not take this setting",
+            hint=f"it takes only {', '.join(sorted(allowed))}; use target.kind: command for full control",
+        )
     if kind == "serverless":
-        allowed = set(SERVERLESS_HYPERPARAMETERS)
-        for key in sorted(spec.training.model_fields_set - allowed):
-            yield SpecIssue(
-                f"training.{key}",
-                "serverless fine-tuning does not take this setting",
-                hint=f"it takes only {', '.join(sorted(allowed))}",
-            )
+        # The service's documented ranges (Azure AI Foundry serverless fine-tuning wizard): epochs 1-10 whole,
+        # batch size 1-32. The learning rate has no documented absolute range (the wizard shows a multiplier
+        # 0-10 of the model's default); the spec's own bound (0, 0.1] applies.
         training = spec.training
         if not 1 <= training.epochs <= 10 or training.epochs != int(training.epochs):
             yield SpecIssue(
-                "training.epochs", f"serverless fine-tuning takes 1-10 whole epochs, got {training.epochs}"
+                "training.epochs",
+                f"serverless fine-tuning takes 1-10 whole epochs, got {training.epochs:g}",
+                hint="set training.epochs to a whole number from 1 to 10",
             )
         if not 1 <= training.per_device_batch_size <= 32:
             yield SpecIssue(
                 "training.per_device_batch_size",
                 f"serverless fine-tuning takes a batch size of 1-32, got {training.per_device_batch_size}",
+                hint="set training.per_device_batch_size from 1 to 32",
             )
 
 

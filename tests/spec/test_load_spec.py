@@ -477,7 +477,8 @@ def test_literal_secret_value_is_never_echoed(write_spec) -> None:  # type: igno
 def test_examples_all_load() -> None:
     from tests.conftest import EXAMPLES
 
-    specs = sorted(EXAMPLES.glob("*.yaml"))
+    # quickstart.yaml points at the tiny model that `azfinetune demo` writes; tests/local runs it.
+    specs = sorted(p for p in EXAMPLES.glob("*.yaml") if p.name != "quickstart.yaml")
     assert len(specs) >= 8
     for path in specs:
         load_spec(path)

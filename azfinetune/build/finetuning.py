@@ -1,0 +1,233 @@
+"""target.kind serverless and finetuning-job -> an Azure ML fine-tuning job (REST jobType FineTuning)."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from azfinetune.build._common import azfinetune_tags, job_name
+from azfinetune.errors import BuildError
+
+if TYPE_CHECKING:
+    from azure.ai.ml.entities._job.finetuning.custom_model_finetuning_job import CustomModelFineTuningJob
+
+    from azfinetune.spec import FineTuneSpec
+
+__all__ = [
+    "REGISTERED_MODEL_OUTPUT",
+    "TASK_TYPES",
+    "build_finetuning_job",
+    "finetuning_hyperparameters",
+    "finetuning_job_yaml_dict",
+    "finetuning_model_uri",
+    "latest_model_reference",
+    "pin_model_version",
+    "registered_model_name",
+]
+
+#: spec task -> Azure's FineTuningTaskType. The entity lower-cases the first letter, which is what the wire carries
+#: (chatCompletion); azure-ai-ml's YAML schema accepts the same values in snake_case (chat_completion).
+TASK_TYPES: dict[str, str] = {
+    "chat-completion": "ChatCompletion",
+    "text-completion": "TextCompletion",
+    "text-classification": "TextClassification",
+    "token-classification": "TokenClassification",
+    "question-answering": "QuestionAnswering",
+    "summarization": "TextSummarization",
+    "translation": "TextTranslation",
+}
+
+#: The one output a fine-tuning job has: the MLflow model it registers.
+REGISTERED_MODEL_OUTPUT = "registered_model"
+
+_LATEST = re.compile(r"^azureml://registries/(?P<registry>[^/]+)/models/(?P<asset>[^/]+)/labels/latest$")
+_REMOTE_PREFIXES = ("azureml:", "https://", "http://")
+
+
+def finetuning_model_uri(spec: FineTuneSpec) -> str:
+    """The registry asset id of the base model: a catalog alias (or an hf: id the catalog knows) becomes
+    ``azureml://registries/<registry>/models/<asset>/versions/<v>``; a registry URI is used as given.
+
+    A catalog entry without a pinned version gives ``.../labels/latest``: resolving it is a network call, so it
+    is left to submit time (see `latest_model_reference`), never done silently here."""
+    from azfinetune.catalog import find_model
+    from azfinetune.spec import model_kind
+
+    kind = model_kind(spec.model)
+    if kind == "registry":
+        return spec.model
+    info = find_model(spec.model)
+    if info is None:
+        raise BuildError(
+            f"{spec.model} is not an Azure ML registry model, which a fine-tuning job needs",
+            path="model",
+            hint="use a catalog alias or azureml://registries/<registry>/models/<name>/versions/<v>, "
+            "or target.kind: command to fine-tune a Hugging Face model on your own compute",
+        )
+    return info.registry_uri
+
+
+def finetuning_hyperparameters(spec: FineTuneSpec) -> dict[str, str]:
+    """The training settings the user set, under the service's names, as the strings the service takes.
+
+    Settings the spec leaves at their defaults are not sent: the service then picks its model-specific defaults
+    (azfinetune's defaults are tuned for its own training code, not for Azure's)."""
+    from azfinetune.spec import SERVERLESS_HYPERPARAMETERS
+
+    training = spec.training
+    values: dict[str, str] = {}
+    for key in sorted(training.model_fields_set & set(SERVERLESS_HYPERPARAMETERS)):
+        values[SERVERLESS_HYPERPARAMETERS[key]] = _as_string(getattr(training, key))
+    return dict(sorted(values.items()))
+
+
+def _as_string(value: object) -> str:
+    """2.0 -> "2", 2e-05 -> "0.00002": plain decimals, as Azure's own samples write them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        return format(Decimal(repr(value)), "f")
+    if hasattr(value, "value"):  # an enum
+        return str(value.value)
+    return str(value)
+
+
+def registered_model_name(spec: FineTuneSpec) -> str:
+    """register.model_name, else the job name (spec name + fingerprint): one model name per distinct spec+data,
+    so the first registration is version 1 and `azfinetune deploy` can find it."""
+    if spec.register is not None:
+        return spec.register.model_name
+    return job_name(spec)
+
+
+def _data_input(spec: FineTuneSpec, ref: str) -> Any:
+    from azure.ai.ml import Input
+
+    # Local files become absolute paths so the job uploads the same file whatever the current directory is.
+    path = ref if ref.startswith(_REMOTE_PREFIXES) else str(spec.resolve_path(ref))
+    return Input(type="uri_file", path=path)
+
+
+def build_finetuning_job(spec: FineTuneSpec) -> CustomModelFineTuningJob:
+    """The CustomModelFineTuningJob for a serverless or finetuning-job spec. Pure: no network.
+
+    Built directly rather than through azure.ai.ml.finetuning.create_finetuning_job, which raises
+    UnboundLocalError in azure-ai-ml 1.35 when there is no validation data."""
+    from azure.ai.ml import Input, Output
+    from azure.ai.ml.entities._job.finetuning.custom_model_finetuning_job import CustomModelFineTuningJob
+    from azure.ai.ml.entities._job.job_resources import JobResources
+    from azure.ai.ml.entities._job.queue_settings import QueueSettings
+
+    kind = spec.target.kind.value
+    if kind not in ("serverless", "finetuning-job"):
+        raise BuildError(f"build_finetuning_job builds serverless and finetuning-job specs, not {kind}")
+    task = TASK_TYPES.get(spec.task.value)
+    if task is None:  # pragma: no cover - every spec task is mapped
+        raise BuildError(f"no Azure fine-tuning task type for {spec.task.value}", path="task")
+
+    output_description = spec.register.description if spec.register is not None else None
+    outputs = {
+        REGISTERED_MODEL_OUTPUT: Output(
+            type="mlflow_model", name=registered_model_name(spec), description=output_description
+        )
+    }
+    target = spec.target
+    compute: str | None = None
+    resources = None
+    queue_settings = None
+    if kind == "finetuning-job":
+        compute = target.compute
+        if target.instance_types:
+            resources = JobResources(instance_types=list(target.instance_types))
+        if target.job_tier:
+            queue_settings = QueueSettings(job_tier=target.job_tier)
+
+    job = CustomModelFineTuningJob(
+        name=job_name(spec),
+        display_name=spec.name,
+        experiment_name=spec.name,
+        description=spec.description,
+        tags=azfinetune_tags(spec),
+        task=task,
+        model=Input(type="mlflow_model", path=finetuning_model_uri(spec)),
+        training_data=_data_input(spec, spec.data.train),
+        validation_data=_data_input(spec, spec.data.validation) if spec.data.validation else None,
+        hyperparameters=finetuning_hyperparameters(spec),
+        outputs=outputs,
+        compute=compute,
+        resources=resources,
+        queue_settings=queue_settings,
+    )
+    return job
+
+
+def latest_model_reference(job: Any) -> tuple[str, str] | None:
+    """(registry, asset) when the job's model is ``.../labels/latest``, which must be pinned before submitting:
+    the client asks the registry for the latest version and calls `pin_model_version`. None when pinned."""
+    model = getattr(job, "model", None)
+    path = getattr(model, "path", None)
+    match = _LATEST.match(path) if isinstance(path, str) else None
+    return (match["registry"], match["asset"]) if match else None
+
+
+def pin_model_version(job: Any, version: str | int) -> None:
+    """Replace ``labels/latest`` in the job's model with a fixed version (resolved by the client at submit)."""
+    from azure.ai.ml import Input
+
+    reference = latest_model_reference(job)
+    if reference is None:
+        raise BuildError("the job's model is already pinned to a version")
+    registry, asset = reference
+    job.model = Input(
+        type="mlflow_model", path=f"azureml://registries/{registry}/models/{asset}/versions/{version}"
+    )
+
+
+def finetuning_job_yaml_dict(job: Any, *, base_dir: Path | None = None) -> dict[str, Any]:
+    """The job as `az ml job create -f` takes it (a dict ready for yaml.safe_dump), loadable by `load_job`.
+
+    azure-ai-ml's own dump writes a local data file as ``azureml:<path>`` (which `load_job` then reads as a data
+    asset name) and the task in camelCase; here local files stay plain paths, relative to `base_dir` (the
+    folder the YAML is written to) when they lie under it, and the task is the snake_case the YAML schema
+    documents (chat_completion)."""
+    import json
+
+    document: dict[str, Any] = json.loads(json.dumps(job._to_dict()))
+    for key in ("training_data", "validation_data"):
+        data = document.get(key)
+        if isinstance(data, dict) and isinstance(data.get("path"), str):
+            data["path"] = _portable_path(data["path"], base_dir)
+    task = document.get("task")
+    if isinstance(task, str):
+        document["task"] = re.sub(r"(?<!^)(?=[A-Z])", "_", task).lower()
+    ordered = [
+        "type",
+        "name",
+        "display_name",
+        "experiment_name",
+        "description",
+        "task",
+        "model_provider",
+        "model",
+    ]
+    head = {key: document.pop(key) for key in ordered if document.get(key) is not None}
+    document.pop("description", None)
+    return {**head, **document}
+
+
+def _portable_path(path: str, base_dir: Path | None) -> str:
+    local = (
+        path[len("azureml:") :] if path.startswith("azureml:") and not path.startswith("azureml://") else None
+    )
+    if local is None or not Path(local).is_absolute():
+        return path
+    if base_dir is not None:
+        try:
+            return Path(local).resolve().relative_to(base_dir.resolve()).as_posix()
+        except ValueError:
+            pass
+    return local
