@@ -1,0 +1,247 @@
+"""Spec -> azure.ai.ml CommandJob that runs `python -m finetune` from jobs/src (target.kind command and local)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from azfinetune.build._common import azfinetune_tags, job_name
+from azfinetune.build._paths import generated_dir, job_code_dir
+from azfinetune.build.deepspeed import write_deepspeed_config
+from azfinetune.build.entrypoint import command_line, entrypoint_args, entrypoint_outputs
+from azfinetune.build.environment import environment_for_spec
+from azfinetune.errors import BuildError, CatalogError
+
+if TYPE_CHECKING:
+    from azure.ai.ml import Input
+    from azure.ai.ml.entities import CommandJob
+
+    from azfinetune.spec import FineTuneSpec
+
+__all__ = [
+    "DEFAULT_SHM_GIB",
+    "SPOT_JOB_TIER",
+    "ResourcePlan",
+    "build_command_job",
+    "data_input",
+    "model_input",
+    "normalize_data_reference",
+    "resource_plan",
+]
+
+#: Shared memory of the training container: PyTorch data loaders and NCCL need far more than Docker's 64 MB.
+DEFAULT_SHM_GIB = 16
+#: queue_settings.job_tier for `priority: low` (the job-level low-priority switch of azure-ai-ml 1.35).
+SPOT_JOB_TIER = "spot"
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    """How a spec's run is laid out: VMs, processes per VM, and the container's shared memory."""
+
+    nodes: int
+    gpus_per_node: int
+    shm_size: str
+
+    @property
+    def processes(self) -> int:
+        return self.nodes * max(self.gpus_per_node, 1)
+
+
+def resource_plan(spec: FineTuneSpec) -> ResourcePlan:
+    """Nodes, GPUs per node (default: the SKU's GPU count from the catalog, else 1) and shm size."""
+    from azfinetune.catalog import get_sku
+
+    target = spec.target
+    sku = None
+    if target.instance_type:
+        try:
+            sku = get_sku(target.instance_type)
+        except CatalogError as error:
+            raise BuildError(error.message, path="target.instance_type", hint=error.hint) from None
+    gpus = target.gpus_per_node if target.gpus_per_node is not None else (sku.gpus if sku else 1)
+    shm_gib = max(DEFAULT_SHM_GIB, 8 * gpus)
+    if sku is not None:
+        # Never more than half the VM's memory: /dev/shm is RAM.
+        shm_gib = min(shm_gib, max(1, int(sku.ram_gib // 2)))
+    return ResourcePlan(nodes=target.nodes, gpus_per_node=gpus, shm_size=f"{shm_gib}g")
+
+
+def normalize_data_reference(reference: str) -> str:
+    """A registered data reference as azure-ai-ml's Python builder needs it: `azureml:` stripped.
+
+    `azureml:name@label` would otherwise be looked up as a data asset literally named `azureml:name`; the
+    unprefixed form is also exactly what load_job makes of `azureml:...` in YAML. URIs pass through."""
+    if reference.startswith("azureml:") and not reference.startswith("azureml://"):
+        return reference[len("azureml:") :]
+    return reference
+
+
+def data_input(spec: FineTuneSpec, reference: str) -> Input:
+    """A uri_file input: a local file (absolute path, uploaded by azure-ai-ml at submit), an asset or a URI."""
+    from azure.ai.ml import Input
+
+    if reference.startswith(("azureml:", "https://", "http://")):
+        return Input(type="uri_file", path=normalize_data_reference(reference))
+    path = spec.resolve_path(reference).resolve()
+    if not path.is_file():
+        raise BuildError(f"{path} does not exist", hint="data paths are relative to the spec file's folder")
+    return Input(type="uri_file", path=str(path))
+
+
+def model_input(spec: FineTuneSpec) -> Input | str:
+    """The model input: a registry MLflow model (mounted folder) or, for hf: ids, the id as a string input.
+
+    Catalog aliases use their Azure ML registry asset when the catalog has one. The local backend gets the
+    Hugging Face id (it cannot mount a registry model) or, for a local folder, that folder."""
+    from azure.ai.ml import Input
+
+    from azfinetune.catalog import find_model
+    from azfinetune.spec import model_kind
+
+    kind = model_kind(spec.model)
+    local = spec.target.kind.value == "local"
+    if kind == "local":
+        if not local:
+            raise BuildError(
+                f"a local model folder ({spec.model}) can only be used with target.kind: local",
+                path="model",
+                hint="use a catalog alias, an azureml://registries/... model or hf:<org>/<name>",
+            )
+        folder = spec.resolve_path(spec.model).resolve()
+        return Input(type="uri_folder", path=str(folder))
+    if kind == "hf":
+        return spec.model
+    info = find_model(spec.model)
+    if kind == "registry" and not local:
+        return Input(type="mlflow_model", path=spec.model)
+    if info is None:
+        raise BuildError(f"model {spec.model!r} is not in the catalog", path="model")
+    if not local and info.registry and info.registry_asset:
+        return Input(type="mlflow_model", path=info.registry_uri)
+    if info.hf_id:
+        return f"hf:{info.hf_id}"
+    raise BuildError(
+        f"{info.display_name} has neither an Azure ML registry asset nor a Hugging Face id in the catalog",
+        path="model",
+    )
+
+
+def _quiet(factory: Any, **kwargs: Any) -> Any:
+    """Construct an azure-ai-ml class marked experimental without its log line (it would reach the CLI)."""
+    experimental_logger = logging.getLogger("azure.ai.ml._utils._experimental")
+    level = experimental_logger.level
+    experimental_logger.setLevel(logging.ERROR)
+    try:
+        return factory(**kwargs)
+    finally:
+        experimental_logger.setLevel(level)
+
+
+def _environment(spec: FineTuneSpec, *, local: bool) -> Any:
+    try:
+        return environment_for_spec(spec)
+    except BuildError:
+        if local:
+            # A local run uses this machine's Python; the Azure environment is only carried along when present.
+            return None
+        raise
+
+
+def _check_spec(spec: FineTuneSpec) -> None:
+    kind = spec.target.kind.value
+    if kind not in ("command", "local"):
+        raise BuildError(
+            f"build_command_job builds target.kind command or local, not {kind}", path="target.kind"
+        )
+    if kind == "command" and not spec.target.compute:
+        raise BuildError("a command job needs a compute cluster", path="target.compute")
+    if spec.register is not None and spec.register.min_eval:
+        # A command job's mlflow_model output is registered whenever the job succeeds; the gate needs the
+        # pipeline's evaluate step.
+        raise BuildError(
+            "a command job registers its model unconditionally; min_eval needs an evaluation step",
+            path="register.min_eval",
+            hint="use target.kind: pipeline for gated registration, or remove register.min_eval",
+        )
+
+
+def build_command_job(spec: FineTuneSpec) -> CommandJob:
+    """The CommandJob for a spec: jobs/src + `python -m finetune <flags>`, pure and deterministic.
+
+    The same spec (and data) builds the same job: the name is the spec's fingerprint, nothing is random.
+    The only side effect: with method.deepspeed, its config JSON is written to <spec folder>/.azfinetune/."""
+    from azure.ai.ml import Input, Output, PyTorchDistribution
+    from azure.ai.ml.entities import (
+        CommandJob,
+        CommandJobLimits,
+        JobResourceConfiguration,
+        ManagedIdentityConfiguration,
+        QueueSettings,
+    )
+
+    _check_spec(spec)
+    local = spec.target.kind.value == "local"
+
+    inputs: dict[str, Input | str] = {"model": model_input(spec)}
+    for role, reference in spec.data.files().items():
+        inputs[role] = data_input(spec, reference)
+    if spec.method.deepspeed is not None:
+        config = write_deepspeed_config(spec, generated_dir(spec) / "deepspeed")
+        inputs["deepspeed"] = Input(type="uri_file", path=str(config))
+
+    outputs: dict[str, Output] = {}
+    for name in entrypoint_outputs(spec):
+        if name == "mlflow_model" and spec.register is not None:
+            # A named mlflow_model output is registered as that model when the job completes.
+            outputs[name] = Output(type="mlflow_model", name=spec.register.model_name)
+        else:
+            outputs[name] = Output(type="uri_folder")
+
+    args = entrypoint_args(
+        spec,
+        inputs={name: f"${{{{inputs.{name}}}}}" for name in inputs},
+        outputs={name: f"${{{{outputs.{name}}}}}" for name in outputs},
+    )
+
+    plan = resource_plan(spec)
+    use_deepspeed = spec.method.deepspeed is not None
+    # DeepSpeed needs torch.distributed's rendezvous variables even for a single process; Azure ML's
+    # PyTorch distribution sets MASTER_ADDR/RANK/WORLD_SIZE and starts one process per GPU.
+    distribution = (
+        PyTorchDistribution(process_count_per_instance=max(plan.gpus_per_node, 1))
+        if plan.processes > 1 or use_deepspeed
+        else None
+    )
+    resources = None
+    if not local:
+        resources = JobResourceConfiguration(
+            instance_count=plan.nodes, instance_type=spec.target.instance_type, shm_size=plan.shm_size
+        )
+    queue_settings = None
+    if not local and spec.target.priority.value == "low":
+        queue_settings = _quiet(QueueSettings, job_tier=SPOT_JOB_TIER)
+
+    job_kwargs: dict[str, Any] = {
+        "name": job_name(spec),
+        "display_name": spec.name,
+        "experiment_name": spec.name,
+        "description": spec.description,
+        "tags": azfinetune_tags(spec),
+        "code": str(job_code_dir()),
+        "command": command_line(args),
+        "inputs": inputs,
+        "outputs": outputs,
+        "environment": _environment(spec, local=local),
+        # Nothing secret here ever: secrets travel as keyvault:// references on the command line.
+        "environment_variables": {},
+        "compute": None if local else spec.target.compute,
+        "resources": resources,
+        "distribution": distribution,
+        "limits": CommandJobLimits(timeout=spec.target.max_run_minutes * 60),
+        "identity": ManagedIdentityConfiguration(),
+    }
+    if queue_settings is not None:
+        job_kwargs["queue_settings"] = queue_settings
+    return CommandJob(**job_kwargs)

@@ -1,0 +1,279 @@
+"""Export a built job: portable `az ml job create -f` YAML, or the REST body azure-ai-ml sends (as JSON)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+
+from azfinetune.build._paths import is_local_path
+from azfinetune.build.environment import environment_reference
+from azfinetune.errors import BuildError, SpecError, SpecIssue
+
+if TYPE_CHECKING:
+    from azfinetune.spec import FineTuneSpec
+
+__all__ = [
+    "COMMAND_JOB_SCHEMA",
+    "YAML_EXPORTERS",
+    "ExportResult",
+    "export_job",
+    "export_spec",
+    "job_yaml_dict",
+    "rest_body",
+]
+
+ExportFormat = Literal["yaml", "json"]
+
+COMMAND_JOB_SCHEMA = "https://azuremlschemas.azureedge.net/latest/commandJob.schema.json"
+
+#: Job class name -> "module:function(job, *, base_dir) -> dict": the YAML mapping of the other builders' jobs.
+#: Command jobs are handled here (job_yaml_dict).
+YAML_EXPORTERS: dict[str, str] = {
+    "CustomModelFineTuningJob": "azfinetune.build.finetuning:finetuning_job_yaml_dict",
+}
+
+# Order of the keys in the exported YAML (the rest follow in azure-ai-ml's order).
+_YAML_ORDER = (
+    "$schema",
+    "type",
+    "name",
+    "display_name",
+    "experiment_name",
+    "description",
+    "tags",
+    "code",
+    "command",
+    "inputs",
+    "outputs",
+    "environment",
+    "environment_variables",
+    "compute",
+    "resources",
+    "distribution",
+    "queue_settings",
+    "limits",
+    "identity",
+)
+
+
+def _as_job(job: Any) -> tuple[Any, Path]:
+    """(CommandJob, the folder its relative paths are relative to) from a CommandJob or a Command node.
+
+    azure.ai.ml.command() and load_job() return Command nodes; node._to_job() forgets the node's base path
+    (the YAML's folder) and falls back to the current directory, so it is taken from the node."""
+    from azure.ai.ml.entities import CommandJob
+
+    base = Path(getattr(job, "base_path", None) or Path.cwd())
+    if (
+        not isinstance(job, CommandJob)
+        and type(job).__name__ == "Command"
+        and callable(getattr(job, "_to_job", None))
+    ):
+        job = job._to_job()
+    return job, base
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _relative(path: str | os.PathLike[str], *, job_base: Path, base_dir: Path) -> str:
+    """A local path of the job as a POSIX path relative to base_dir (where the export will be read from)."""
+    absolute = (job_base / Path(path)).resolve()
+    return Path(os.path.relpath(absolute, base_dir.resolve())).as_posix()
+
+
+def _yaml_reference(reference: str) -> str:
+    """How the job YAML schema wants a named asset: with `azureml:` (load_job strips it again)."""
+    if reference.startswith(("azureml:", "/subscriptions/")) or "://" in reference:
+        return reference
+    return f"azureml:{reference}"
+
+
+def _yaml_input(value: Any, *, job_base: Path, base_dir: Path) -> Any:
+    path = getattr(value, "path", None)
+    if path is None or not isinstance(path, str):
+        return None
+    if is_local_path(path):
+        return _relative(path, job_base=job_base, base_dir=base_dir)
+    if "://" in path or path.startswith("/subscriptions/"):
+        return path
+    return _yaml_reference(path)
+
+
+def _yaml_environment(environment: Any, *, job_base: Path, base_dir: Path) -> Any:
+    if isinstance(environment, str):
+        return _yaml_reference(environment)
+    build = getattr(environment, "build", None)
+    env_base = Path(getattr(environment, "base_path", None) or job_base)
+    # Inline, without name/version: `az ml job create` registers an inline environment anonymously
+    # (versioned by its content) and warns about, then ignores, a name.
+    if build is not None and build.path:
+        context: dict[str, Any] = {"path": _relative(build.path, job_base=env_base, base_dir=base_dir)}
+        if build.dockerfile_path and build.dockerfile_path != "Dockerfile":
+            context["dockerfile_path"] = build.dockerfile_path
+        return {"build": context}
+    if getattr(environment, "image", None):
+        inline: dict[str, Any] = {"image": environment.image}
+        conda_path = getattr(environment, "conda_file_path", None) or getattr(
+            environment, "_conda_file_path", None
+        )
+        if conda_path:
+            inline["conda_file"] = _relative(conda_path, job_base=env_base, base_dir=base_dir)
+        elif getattr(environment, "conda_file", None):
+            inline["conda_file"] = environment.conda_file
+        return inline
+    raise BuildError("the job's environment has neither a build context nor an image")
+
+
+def job_yaml_dict(job: Any, *, base_dir: Path) -> dict[str, Any]:
+    """The job as the `az ml job create -f` mapping, with local paths relative to base_dir.
+
+    Taken from azure-ai-ml's own schema dump, then made portable: code, data and environment paths become
+    relative (the dump writes absolute paths and turns local files into `azureml:<path>` asset names)."""
+    from azure.ai.ml.entities import CommandJob
+
+    job, job_base = _as_job(job)
+    if not isinstance(job, CommandJob):
+        raise BuildError(
+            f"YAML export is implemented for command jobs, not {type(job).__name__}",
+            hint="use --format json for the REST body",
+        )
+    data: dict[str, Any] = _plain(job._to_dict())
+    data["$schema"] = COMMAND_JOB_SCHEMA
+
+    if isinstance(job.code, str | os.PathLike) and is_local_path(str(job.code)):
+        data["code"] = _relative(job.code, job_base=job_base, base_dir=base_dir)
+    for name, value in (job.inputs or {}).items():
+        path = _yaml_input(getattr(value, "_data", value), job_base=job_base, base_dir=base_dir)
+        if path is not None:
+            data["inputs"][name]["path"] = path
+    if job.environment is not None:
+        data["environment"] = _yaml_environment(job.environment, job_base=job_base, base_dir=base_dir)
+    identity = data.get("identity")
+    if isinstance(identity, dict) and identity.get("type") == "managed_identity":
+        identity["type"] = "managed"
+
+    # Empty mappings and output-only keys are noise in a file people read.
+    for key in ("properties", "parameters", "environment_variables", "services"):
+        if not data.get(key):
+            data.pop(key, None)
+    resources = data.get("resources")
+    if isinstance(resources, dict) and not resources.get("properties"):
+        resources.pop("properties", None)
+
+    ordered = {key: data.pop(key) for key in _YAML_ORDER if key in data}
+    ordered.update(data)
+    return ordered
+
+
+def rest_body(job: Any, *, base_dir: Path) -> dict[str, Any]:
+    """`job._to_rest_object().as_dict()`, made comparable and machine-independent.
+
+    Before submission azure-ai-ml leaves local paths in the body (code, uploaded inputs) and an Environment
+    entity as its Python repr; here paths are relative to base_dir and the environment is `name:version`."""
+    job, job_base = _as_job(job)
+    body: dict[str, Any] = _plain(job._to_rest_object().as_dict())
+    _relativize_paths(body, job_base=job_base, base_dir=base_dir)
+    properties = body.get("properties", {})
+    environment = getattr(job, "environment", None)
+    if environment is not None and not isinstance(environment, str) and "environmentId" in properties:
+        properties["environmentId"] = environment_reference(environment)
+    return body
+
+
+def _relativize_paths(node: Any, *, job_base: Path, base_dir: Path) -> None:
+    """Every local path in a REST body (codeId, input/data `uri`s, at any depth) made relative to base_dir."""
+    if isinstance(node, list):
+        for item in node:
+            _relativize_paths(item, job_base=job_base, base_dir=base_dir)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key in ("codeId", "uri") and isinstance(value, str) and value and is_local_path(value):
+            node[key] = _relative(value, job_base=job_base, base_dir=base_dir)
+        else:
+            _relativize_paths(value, job_base=job_base, base_dir=base_dir)
+
+
+def _yaml_text(data: Mapping[str, Any], header: list[str]) -> str:
+    text = yaml.safe_dump(
+        dict(data), sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
+    )
+    return "".join(f"# {line}\n" if line else "#\n" for line in header) + text
+
+
+def export_job(job: Any, format: ExportFormat = "yaml", *, base_dir: Path | str) -> str:
+    """The job as text: `yaml` for `az ml job create -f` / load_job, `json` for the REST body.
+
+    base_dir is the folder the text will be read from (the output file's folder): local paths are written
+    relative to it."""
+    base = Path(base_dir)
+    if format == "json":
+        return json.dumps(rest_body(job, base_dir=base), indent=2, sort_keys=True) + "\n"
+    if format != "yaml":
+        raise BuildError(f"unknown export format {format!r}", hint="use yaml or json")
+    command_job, _ = _as_job(job)
+    exporter = YAML_EXPORTERS.get(type(command_job).__name__)
+    if exporter is not None:
+        module_name, _, function = exporter.partition(":")
+        data = getattr(importlib.import_module(module_name), function)(command_job, base_dir=base)
+        header = [
+            f"Azure ML job {command_job.name}, written by azfinetune build.",
+            "Submit: az ml job create -f <this file>",
+        ]
+        return _yaml_text(data, header)
+    data = job_yaml_dict(job, base_dir=base)
+    header = [
+        f"Azure ML command job {command_job.name}, written by azfinetune build.",
+        "Submit: az ml job create -f <this file>",
+    ]
+    environment = getattr(command_job, "environment", None)
+    if environment is not None and not isinstance(environment, str):
+        header.append(
+            f"Environment {environment_reference(environment)} (azfinetune submit registers it under this name;"
+        )
+        header.append("az ml builds the same folder as an anonymous environment, also versioned by content).")
+    return _yaml_text(data, header)
+
+
+@dataclass
+class ExportResult:
+    """What `azfinetune build` prints: the text, the job's name, and the spec's warnings."""
+
+    text: str
+    job_name: str
+    warnings: list[SpecIssue] = field(default_factory=list)
+
+
+def export_spec(
+    spec: FineTuneSpec | str | Path,
+    *,
+    overrides: list[str] | None = None,
+    format: ExportFormat = "yaml",
+    base_dir: Path | str | None = None,
+) -> ExportResult:
+    """Load (if a path) and check a spec, build its job and export it: `azfinetune build` in one call.
+
+    Raises SpecError for spec problems and missing files, BuildError when the job cannot be built."""
+    from azfinetune.build import build_job
+    from azfinetune.checks import check_spec
+
+    report = check_spec(spec, overrides=overrides, data=False)
+    if report.errors:
+        raise SpecError(report.errors, file=report.spec.source)
+    job = build_job(report.spec)
+    text = export_job(job, format, base_dir=Path(base_dir) if base_dir is not None else Path.cwd())
+    return ExportResult(text=text, job_name=str(job.name), warnings=list(report.warnings))
