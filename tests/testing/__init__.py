@@ -1,0 +1,1 @@
+"""Tests for azfinetune.testing (FakeWorkspace against the real azure-ai-ml MLClient)."""
