@@ -41,7 +41,37 @@ def check_spec(
     report.errors.extend(_locate(spec, issue) for issue in file_issues(spec))
     if data and not report.errors:
         report.data_reports = _validate_data_files(spec)
+    report.warnings.extend(_plan_warnings(spec, report.data_reports.get("train")))
     return report
+
+
+def _plan_warnings(spec: FineTuneSpec, data_report: Any) -> list[SpecIssue]:
+    """A warning when the planner says the job will not fit the GPUs it asks for (validate does not fail)."""
+    if not spec.target.instance_type:
+        return []
+    from azfinetune.errors import PlanError
+    from azfinetune.planner import plan
+
+    try:
+        result = plan(spec, data_report=data_report)
+    except PlanError:
+        return []
+    if result.fits is not False:
+        return []
+    gib = 1024**3
+    advice = result.recommendations[0] if result.recommendations else "see `azfinetune plan` for what fits"
+    return [
+        _locate(
+            spec,
+            SpecIssue(
+                "target.instance_type",
+                f"the plan does not fit: {result.total / gib:.1f} GiB per GPU needed, "
+                f"{(result.capacity or 0) / gib:.1f} GiB available",
+                hint=str(advice),
+                severity="warning",
+            ),
+        )
+    ]
 
 
 def _locate(spec: FineTuneSpec, issue: SpecIssue) -> SpecIssue:

@@ -14,6 +14,12 @@ __all__ = ["cli", "main"]
 
 # name -> "module:attribute"; modules import their heavy dependencies inside the command, so --help is instant.
 COMMANDS: dict[str, str] = {
+    "build": "azfinetune.cli.build:build",
+    "demo": "azfinetune.cli.demo:demo",
+    "deploy": "azfinetune.cli.deploy:deploy",
+    "plan": "azfinetune.cli.plan:plan",
+    "report": "azfinetune.cli.report:report",
+    "run": "azfinetune.cli.run:run",
     "validate": "azfinetune.cli.validate:validate",
 }
 

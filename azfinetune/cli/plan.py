@@ -1,0 +1,260 @@
+"""`azfinetune plan SPEC`: memory per GPU, fit, time and cost, and the alternatives — before paying."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from azfinetune.cli._app import Application
+from azfinetune.errors import AzFineTuneError
+
+if TYPE_CHECKING:
+    from azfinetune.planner import Plan
+    from azfinetune.spec import FineTuneSpec
+
+GIB = 1024**3
+_VERDICT_STYLE = {
+    "fits": ("green", "✓ fits"),
+    "tight": ("yellow", "! fits, tight"),
+    "does not fit": ("red", "✗ does not fit"),
+    "unknown": ("cyan", "? fit unknown"),
+}
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a spec key, e.g. training.per_device_batch_size=2.",
+)
+@click.option(
+    "--instance-type", metavar="VM_SIZE", help="Plan for this VM size instead of target.instance_type."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option(
+    "--no-data", is_flag=True, help="Do not read the data to count tokens (estimate from the file size)."
+)
+@click.option(
+    "--exact-tokens",
+    is_flag=True,
+    help="Count tokens with the model's tokenizer (from the local cache; slower) instead of ~4 characters each.",
+)
+@click.pass_obj
+def plan(
+    app: Application,
+    spec: str,
+    overrides: tuple[str, ...],
+    instance_type: str | None,
+    as_json: bool,
+    no_data: bool,
+    exact_tokens: bool,
+) -> None:
+    """Memory per GPU, fit, training time and cost of SPEC, and the alternatives (technique × ZeRO × VM size)."""
+    from azfinetune.planner import plan as make_plan
+    from azfinetune.spec import load_spec
+
+    loaded = load_spec(spec, overrides=list(overrides))
+    report, note = (None, None) if no_data else _data_report(loaded, exact=exact_tokens)
+    result = make_plan(loaded, data_report=report, sku=instance_type)
+    if note:
+        result.warnings.append(note)
+    if as_json:
+        app.out.out(json.dumps(result.to_dict(), indent=2), highlight=False)
+        return
+    _render(app, result)
+
+
+def _data_report(spec: FineTuneSpec, *, exact: bool) -> tuple[Any, str | None]:
+    """Token counts from the data validator, when the training file is local and the validator is installed.
+
+    Without `exact` no tokenizer is loaded (importing transformers takes seconds; `plan` stays instant)
+    and the validator counts ~4 characters per token of the text itself, JSON syntax left out.
+    """
+    ref = spec.data.train
+    if ref.startswith(("azureml:", "https://", "http://")):
+        return None, None
+    path = spec.resolve_path(ref)
+    if not path.is_file():
+        return None, None
+    try:
+        validate_data = getattr(importlib.import_module("azfinetune.data"), "validate_data", None)
+    except ImportError:
+        return None, None
+    if validate_data is None:
+        return None, None
+    local_model = spec.target.kind.value == "local" and "/" in spec.model and not spec.model.startswith("hf:")
+    model = (str(spec.resolve_path(spec.model)) if local_model else spec.model) if exact else None
+    try:
+        report = validate_data(
+            path,
+            task=spec.task.value,
+            model=model,
+            max_seq_length=spec.training.max_seq_length,
+            columns=spec.data.columns.as_dict() if spec.data.columns else None,
+            serverless=spec.target.kind.value == "serverless",
+            epochs=spec.training.epochs,
+        )
+    except (AzFineTuneError, OSError, ValueError) as error:
+        return None, f"could not count tokens in {Path(ref).name} ({error}); estimated from the file size"
+    return report, None
+
+
+# -- rendering -------------------------------------------------------------------------------------------
+
+
+def _gib(value: float | None) -> str:
+    return "—" if value is None else f"{value / GIB:.2f}"
+
+
+def _count(value: float) -> str:
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= size:
+            return f"{value / size:.2f} {unit}"
+    return f"{value:.0f}"
+
+
+def _hours(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 60:.1f} min" if value < 1 else f"{value:.1f} h"
+
+
+def _gpus(nodes: int, per_node: int, gpu: str | None) -> str:
+    name = escape((gpu or "GPU").removeprefix("NVIDIA ").strip())
+    return f"{nodes}×{per_node}× {name}" if nodes > 1 else f"{per_node}× {name}"
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "< 0.01" if value < 0.01 else f"{value:,.2f}"
+
+
+def _render(app: Application, result: Plan) -> None:
+    out = app.out
+    setup = result.setup
+    technique = {"lora": "LoRA", "qlora": "QLoRA", "dora": "DoRA"}.get(result.technique, "full fine-tuning")
+    if setup.uses_adapter:
+        technique += f" r={setup.lora_r} on {', '.join(setup.target_modules)}"
+    out.print(f"[bold]{escape(result.spec_name)}[/bold]: {escape(result.model)}, {escape(technique)}")
+    share = result.trainable_parameters / result.parameters if result.parameters else 0.0
+    checkpointing = "gradient checkpointing" if setup.gradient_checkpointing else "no gradient checkpointing"
+    out.print(
+        f"  {_count(result.parameters)} parameters, {_count(result.trainable_parameters)} trainable ({share:.2%}); "
+        f"micro-batch {setup.micro_batch} × {setup.seq_len} tokens, {setup.precision}, {checkpointing}, "
+        f"optimizer {setup.optimizer}, DeepSpeed {result.zero}"
+    )
+    if result.sku:
+        gpus = f"{result.nodes} node(s) × {result.gpus_per_node} GPU(s)"
+        out.print(
+            f"  target: {result.target_kind} on {gpus} of {escape(result.sku)} "
+            f"({escape(result.gpu or '')}, {_gib(result.capacity)} GiB each)"
+        )
+    else:
+        out.print(f"  target: {result.target_kind} (no VM size)")
+
+    table = Table(title="Memory per GPU", title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("item")
+    table.add_column("GiB", justify="right")
+    table.add_column("how")
+    for item in result.items:
+        table.add_row(escape(item.name), _gib(item.bytes), escape(item.note))
+    table.add_section()
+    table.add_row("[bold]total[/bold]", f"[bold]{_gib(result.total)}[/bold]", "peak per GPU")
+    if result.capacity is not None:
+        table.add_row("GPU memory", _gib(result.capacity), escape(result.gpu or ""))
+    out.print()
+    out.print(table)
+    style, label = _VERDICT_STYLE[result.verdict]
+    if result.margin is not None and result.free_bytes is not None:
+        free = (
+            f" — {result.free_bytes / GIB:.1f} GiB free ({result.margin:.0%})"
+            if result.free_bytes >= 0
+            else (f" — {-result.free_bytes / GIB:.1f} GiB short")
+        )
+    else:
+        free = ""
+    out.print(f"[{style}]{label}[/{style}]{free}")
+    ram = f" of {_gib(result.cpu_ram_capacity)} GiB" if result.cpu_ram_capacity is not None else ""
+    cpu_parts = ", ".join(f"{escape(i.name)} {_gib(i.bytes)}" for i in result.cpu_items)
+    out.print(f"host RAM per node: {_gib(result.cpu_ram_needed)} GiB{ram} ({cpu_parts})")
+
+    out.print()
+    out.print("[bold]Time and cost[/bold]")
+    tokens = result.token_estimate
+    token_text = _count(tokens.tokens) if tokens.tokens is not None else "unknown"
+    out.print(f"  tokens: {token_text} ({escape(tokens.source)})")
+    if result.flops is not None:
+        compute = f"  compute: {result.flops:.2e} FLOPs"
+        if result.mfu is not None and result.peak_tflops is not None:
+            compute += (
+                f" at {result.mfu:.0%} MFU of {result.peak_tflops:g} TFLOPS × {result.world_size} GPU(s)"
+            )
+        out.print(compute)
+    if result.hours is not None:
+        out.print(
+            f"  time: {_hours(result.hours)} ({result.gpu_hours or 0:.2f} GPU-hours, {result.vm_hours or 0:.2f} VM-hours)"
+        )
+    cost = f"{_usd(result.cost_usd)} USD" if result.cost_usd is not None else "—"
+    out.print(f"  cost: {cost} ({escape(result.cost_note)})")
+
+    alternatives = Table(
+        title="Alternatives (technique × ZeRO × VM size)",
+        title_justify="left",
+        show_edge=False,
+        pad_edge=False,
+    )
+    for name in ("", "technique", "ZeRO", "GPUs", "VM size"):
+        alternatives.add_column(name)
+    for name in ("trainable", "GiB/GPU", "free"):
+        alternatives.add_column(name, justify="right")
+    alternatives.add_column("fits", justify="center")
+    for name in ("time", "USD"):
+        alternatives.add_column(name, justify="right")
+    alternatives.add_column("what it buys")
+    for alt in result.alternatives:
+        fits = (
+            "?"
+            if alt.fits is None
+            else (
+                "[green]✓[/green]"
+                if alt.comfortable(result.assumptions.min_margin)
+                else "[yellow]![/yellow]"
+                if alt.fits
+                else "[red]✗[/red]"
+            )
+        )
+        free = "—" if alt.margin is None else f"{alt.margin:.0%}"
+        alternatives.add_row(
+            escape(alt.role),
+            alt.technique,
+            escape(alt.zero),
+            _gpus(alt.nodes, alt.gpus_per_node, alt.gpu),
+            escape(alt.sku or "—"),
+            _count(alt.trainable_parameters),
+            _gib(alt.per_gpu_bytes),
+            free,
+            fits,
+            _hours(alt.hours),
+            _usd(alt.cost_usd),
+            escape(alt.purpose),
+        )
+    out.print()
+    out.print(alternatives)
+
+    if result.recommendations:
+        out.print()
+        out.print("[bold]Recommendations[/bold]")
+        for line in result.recommendations:
+            out.print(f"  • {escape(line)}")
+    for warning in result.warnings:
+        app.err.print(f"[yellow]warning:[/yellow] {escape(warning)}")
