@@ -11,7 +11,15 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "AzFineTuneError": "azfinetune.errors",
     "CheckReport": "azfinetune.checks",
+    "DataReport": "azfinetune.data",
+    "FakeWorkspace": "azfinetune.testing",
+    "FineTuneClient": "azfinetune.client",
     "FineTuneSpec": "azfinetune.spec",
+    "Plan": "azfinetune.planner",
+    "build_job": "azfinetune.build",
+    "plan": "azfinetune.planner",
+    "run_local": "azfinetune.local",
+    "validate_data": "azfinetune.data",
     "SpecError": "azfinetune.errors",
     "check_spec": "azfinetune.checks",
     "load_spec": "azfinetune.spec",
@@ -20,17 +28,31 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "AzFineTuneError",
     "CheckReport",
+    "DataReport",
+    "FakeWorkspace",
+    "FineTuneClient",
     "FineTuneSpec",
+    "Plan",
     "SpecError",
     "__version__",
+    "build_job",
     "check_spec",
     "load_spec",
+    "plan",
+    "run_local",
+    "validate_data",
 ]
 
 if TYPE_CHECKING:
+    from azfinetune.build import build_job
     from azfinetune.checks import CheckReport, check_spec
+    from azfinetune.client import FineTuneClient
+    from azfinetune.data import DataReport, validate_data
     from azfinetune.errors import AzFineTuneError, SpecError
+    from azfinetune.local import run_local
+    from azfinetune.planner import Plan, plan
     from azfinetune.spec import FineTuneSpec, load_spec
+    from azfinetune.testing import FakeWorkspace
 
 
 def __getattr__(name: str) -> Any:

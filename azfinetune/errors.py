@@ -15,6 +15,7 @@
         ├── ThrottledError          429s outlasted the retries
         ├── ConflictError           a job name exists with a different spec (jobs are immutable)
         ├── JobFailedError          the job ran and failed (carries the service's message)
+        ├── RunInterrupted          the user stopped a local run (Ctrl-C): exit 130, partial outputs kept
         └── SubmitError             any other failure while submitting
 
 Every error renders with `str()` as the text a user reads; structured fields (`path`, `line`,
@@ -37,6 +38,7 @@ __all__ = [
     "NotFoundError",
     "PlanError",
     "QuotaError",
+    "RunInterrupted",
     "ServiceError",
     "SpecError",
     "SpecIssue",
@@ -179,6 +181,12 @@ class ConflictError(ServiceError):
 
 class JobFailedError(ServiceError):
     """The job ran and failed."""
+
+
+class RunInterrupted(ServiceError):
+    """The user stopped a local run; the partial outputs stay where the message says."""
+
+    exit_code = 130
 
 
 class SubmitError(ServiceError):

@@ -70,7 +70,7 @@ def plan(
     if as_json:
         app.out.out(json.dumps(result.to_dict(), indent=2), highlight=False)
         return
-    _render(app, result)
+    render_plan(app, result)
 
 
 def _data_report(spec: FineTuneSpec, *, exact: bool) -> tuple[Any, str | None]:
@@ -139,7 +139,7 @@ def _usd(value: float | None) -> str:
     return "< 0.01" if value < 0.01 else f"{value:,.2f}"
 
 
-def _render(app: Application, result: Plan) -> None:
+def render_plan(app: Application, result: Plan) -> None:
     out = app.out
     setup = result.setup
     technique = {"lora": "LoRA", "qlora": "QLoRA", "dora": "DoRA"}.get(result.technique, "full fine-tuning")

@@ -1,0 +1,60 @@
+"""`azfinetune report RUN`: the metrics table and loss plot of a local run folder (or an Azure ML job)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from azfinetune.cli._app import Application
+
+_ROWS = (
+    ("train_loss", "train loss", "{:.4f}"),
+    ("eval_loss", "eval loss", "{:.4f}"),
+    ("train_runtime", "runtime (s)", "{:.1f}"),
+    ("train_tokens", "training tokens", "{:,.0f}"),
+    ("tokens_per_second", "tokens/s", "{:,.0f}"),
+    ("peak_memory_mb", "peak memory (MB)", "{:,.0f}"),
+    ("trainable_parameters", "trainable parameters", "{:,.0f}"),
+    ("total_parameters", "total parameters", "{:,.0f}"),
+)
+
+
+def metrics_table(metrics: dict[str, Any], title: str) -> Table:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, label, fmt in _ROWS:
+        value = metrics.get(key)
+        if isinstance(value, int | float):
+            table.add_row(label, fmt.format(value))
+    return table
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.pass_obj
+def report(app: Application, run_ref: str, as_json: bool) -> None:
+    """Show a run's metrics: a local run folder (outputs/<job>/<run-id>) or an Azure ML job name."""
+    if Path(run_ref).exists():
+        from azfinetune.local import read_run
+
+        metrics, plot = read_run(Path(run_ref))
+        title = run_ref
+    else:
+        from azfinetune.client import FineTuneClient
+
+        client = FineTuneClient.from_config()
+        metrics = client.metrics(run_ref)
+        plot = None
+        title = run_ref
+    if as_json:
+        app.out.print_json(json.dumps({"metrics": metrics, "plot": str(plot) if plot else None}))
+        return
+    app.out.print(metrics_table(metrics, title))
+    if plot is not None:
+        app.out.print(f"loss plot: {plot}", markup=False)

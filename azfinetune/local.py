@@ -1,0 +1,346 @@
+"""The local backend: runs a spec's training command line — the one built for Azure ML — on this machine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from azfinetune.build._common import job_name
+from azfinetune.build._paths import job_code_dir
+from azfinetune.build.entrypoint import (
+    ENTRYPOINT_MODULE,
+    entrypoint_args,
+    entrypoint_inputs,
+    entrypoint_outputs,
+)
+from azfinetune.errors import JobFailedError, LocalRunError, RunInterrupted
+from azfinetune.spec import FineTuneSpec, model_kind
+from azfinetune.spec._rules import _hf_cached, _local_gpu_count, huggingface_cache_dir
+
+__all__ = [
+    "PROGRESS_PREFIX",
+    "TRAIN_MODULES",
+    "LocalRun",
+    "LocalRunPlan",
+    "check_train_extra",
+    "plot_losses",
+    "prepare_local_run",
+    "read_run",
+    "run_local",
+]
+
+#: What the `train` extra brings; the local backend needs all of it.
+TRAIN_MODULES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets")
+PROGRESS_PREFIX = "AZFT_PROGRESS "
+DONE_PREFIX = "AZFT_DONE "
+ERROR_PREFIX = "AZFT_ERROR "
+
+
+@dataclass
+class LocalRunPlan:
+    """Everything a local run will execute, decided before it starts (shown by --dry-run, compared in tests)."""
+
+    spec: FineTuneSpec
+    name: str
+    run_id: str
+    run_dir: Path
+    command: list[str]
+    env: dict[str, str]
+    cwd: Path
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / "logs" / "train.log"
+
+
+@dataclass
+class LocalRun:
+    """A finished local run: where its outputs are and what it measured."""
+
+    plan: LocalRunPlan
+    returncode: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    plot: Path | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.plan.run_dir
+
+    @property
+    def adapter_dir(self) -> Path:
+        return Path(self.plan.outputs["adapter"])
+
+
+def check_train_extra() -> None:
+    """LocalRunError naming the missing packages unless the `train` extra is installed."""
+    missing = [name for name in TRAIN_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise LocalRunError(
+            f"the local backend needs the `train` extra; missing: {', '.join(missing)}",
+            hint="pip install 'azfinetune[train]' (or run `make quickstart`, which installs it with CPU PyTorch)",
+        )
+
+
+def _model_input(spec: FineTuneSpec, *, allow_download: bool) -> str:
+    """A local folder path, or an hf id that is in the Hugging Face cache (or may be downloaded)."""
+    kind = model_kind(spec.model)
+    if kind == "local":
+        folder = spec.resolve_path(spec.model).resolve()
+        if not (folder / "config.json").is_file():
+            raise LocalRunError(
+                f"model: no model at {folder} (no config.json there)",
+                hint="point model at a folder saved with save_pretrained, or run `azfinetune demo`",
+            )
+        return str(folder)
+    if kind == "hf":
+        hf_id = spec.model[3:]
+    else:
+        from azfinetune.catalog import find_model
+
+        info = find_model(spec.model)
+        if info is None or not info.hf_id:
+            raise LocalRunError(
+                f"model: the local backend cannot load {spec.model}",
+                hint="use a local folder or hf:<org>/<name>",
+            )
+        hf_id = info.hf_id
+    if not allow_download and not _hf_cached(hf_id):
+        raise LocalRunError(
+            f"model: {hf_id} is not in the Hugging Face cache ({huggingface_cache_dir()})",
+            hint=f"fetch it once with `huggingface-cli download {hf_id}`, or pass --allow-download",
+        )
+    return hf_id
+
+
+def _new_run_dir(root: Path, name: str) -> tuple[str, Path]:
+    """outputs/<job-name>/<run-id>/, a new folder every time (an earlier run is never overwritten)."""
+    parent = root / name
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LocalRunError(
+            f"cannot create the output folder {parent}: {error.strerror}",
+            hint="choose a writable folder with --outputs",
+        ) from None
+    if not os.access(parent, os.W_OK):
+        raise LocalRunError(
+            f"the output folder {parent} is not writable", hint="choose another with --outputs"
+        )
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for counter in range(1000):
+        run_id = stamp if counter == 0 else f"{stamp}-{counter}"
+        folder = parent / run_id
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise LocalRunError(f"cannot create {folder}: {error.strerror}") from None
+        return run_id, folder
+    raise LocalRunError(f"too many runs started this second under {parent}")
+
+
+def _local_data(spec: FineTuneSpec) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for role, ref in spec.data.files().items():
+        path = spec.resolve_path(ref).resolve()
+        if not path.is_file():
+            raise LocalRunError(
+                f"data.{role}: {path} does not exist", hint="paths are relative to the spec file"
+            )
+        files[role] = str(path)
+    return files
+
+
+def prepare_local_run(
+    spec: FineTuneSpec, *, outputs_root: Path | None = None, allow_download: bool = False
+) -> LocalRunPlan:
+    """Decide the command line, environment and folders of a local run (creates the run folder only)."""
+    inputs: dict[str, str] = {"model": _model_input(spec, allow_download=allow_download)}
+    inputs.update(_local_data(spec))
+    name = job_name(spec)
+    run_id, run_dir = _new_run_dir(Path(outputs_root or Path.cwd() / "outputs").resolve(), name)
+    if "deepspeed" in entrypoint_inputs(spec):
+        from azfinetune.build.deepspeed import deepspeed_config
+
+        config = run_dir / "deepspeed.json"
+        config.write_text(json.dumps(deepspeed_config(spec), indent=2, sort_keys=True))
+        inputs["deepspeed"] = str(config)
+    outputs = {role: str(run_dir / role) for role in entrypoint_outputs(spec)}
+    args = entrypoint_args(spec, inputs=inputs, outputs=outputs)
+    gpus = spec.target.gpus_per_node or 0
+    if gpus > 1 and _local_gpu_count() >= gpus:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}"]
+    else:
+        launcher = [sys.executable]
+    command = [*launcher, "-m", ENTRYPOINT_MODULE, *args]
+    env = {
+        # What Azure ML sets for a command job, so the same code takes the same paths.
+        "AZUREML_RUN_ID": f"{name}_{run_id}",
+        "AZUREML_EXPERIMENT_NAME": spec.name,
+        "MLFLOW_EXPERIMENT_NAME": spec.name,
+        "MLFLOW_TRACKING_URI": (run_dir / "mlruns").as_uri(),
+        "MLFLOW_ALLOW_FILE_STORE": "true",
+        "PYTHONUNBUFFERED": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "0" if allow_download else "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+    return LocalRunPlan(
+        spec=spec,
+        name=name,
+        run_id=run_id,
+        run_dir=run_dir,
+        command=command,
+        env=env,
+        cwd=job_code_dir(),
+        inputs=inputs,
+        outputs=outputs,
+    )
+
+
+def _parse(line: str, prefix: str) -> dict[str, Any] | None:
+    if not line.startswith(prefix):
+        return None
+    try:
+        value = json.loads(line[len(prefix) :])
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def run_local(
+    spec: FineTuneSpec,
+    *,
+    outputs_root: Path | None = None,
+    allow_download: bool = False,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[LocalRunPlan], None] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> LocalRun:
+    """Run the spec's training on this machine; progress lines go to `on_progress`, all output to the log.
+
+    Raises LocalRunError (exit 2) for bad input, JobFailedError (exit 1) when training fails, and
+    RunInterrupted (exit 130) on Ctrl-C — the partial outputs stay in the run folder."""
+    check_train_extra()
+    plan = prepare_local_run(spec, outputs_root=outputs_root, allow_download=allow_download)
+    if on_start is not None:
+        on_start(plan)
+    plan.log_file.parent.mkdir(parents=True, exist_ok=True)
+    (plan.run_dir / "command.json").write_text(
+        json.dumps({"command": plan.command, "cwd": str(plan.cwd)}, indent=2)
+    )
+    env = {**os.environ, **plan.env, **(extra_env or {})}
+    error: dict[str, Any] | None = None
+    done: dict[str, Any] | None = None
+    with plan.log_file.open("w", encoding="utf-8") as log:
+        process = subprocess.Popen(
+            plan.command,
+            cwd=plan.cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                log.write(line)
+                progress = _parse(line, PROGRESS_PREFIX)
+                if progress is not None and on_progress is not None:
+                    on_progress(progress)
+                error = _parse(line, ERROR_PREFIX) or error
+                done = _parse(line, DONE_PREFIX) or done
+            returncode = process.wait()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            raise RunInterrupted(
+                f"stopped; the partial outputs and the log are in {plan.run_dir}",
+                hint=f"log: {plan.log_file}",
+            ) from None
+    if returncode != 0:
+        message = (error or {}).get("error") or f"the training process exited with code {returncode}"
+        if returncode == 2:
+            raise LocalRunError(f"training refused its input: {message}", hint=f"log: {plan.log_file}")
+        raise JobFailedError(
+            f"local training failed: {message}", hint=f"log: {plan.log_file}", job_name=plan.name
+        )
+    metrics = _read_metrics(Path(plan.outputs["adapter"])) or dict(done or {})
+    plot = plot_losses(metrics, plan.run_dir / "loss.png")
+    return LocalRun(plan=plan, returncode=returncode, metrics=metrics, plot=plot)
+
+
+def _read_metrics(folder: Path) -> dict[str, Any]:
+    path = folder / "metrics.json"
+    if not path.is_file():
+        return {}
+    value = json.loads(path.read_text())
+    return value if isinstance(value, dict) else {}
+
+
+def plot_losses(metrics: Mapping[str, Any], path: Path) -> Path | None:
+    """The train and eval loss curves as a PNG (matplotlib); None when there is no history to draw."""
+    history = metrics.get("loss_history") or []
+    train = [(h["step"], h["loss"]) for h in history if h.get("loss") is not None]
+    evaluation = [(h["step"], h["eval_loss"]) for h in history if h.get("eval_loss") is not None]
+    if not train and not evaluation:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    if train:
+        axes.plot(*zip(*train, strict=True), label="train loss", marker=".")
+    if evaluation:
+        axes.plot(*zip(*evaluation, strict=True), label="eval loss", marker="o")
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss")
+    axes.set_title(str(metrics.get("title") or path.parent.parent.name))
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def read_run(path: Path) -> tuple[dict[str, Any], Path | None]:
+    """(metrics, loss plot) of a local run folder (outputs/<job>/<run-id>), or of its job folder's latest run."""
+    folder = path.resolve()
+    if not folder.is_dir():
+        raise LocalRunError(f"no run folder at {folder}", hint="give a folder under outputs/<job-name>/")
+    if not (folder / "adapter").is_dir() and not (folder / "command.json").is_file():
+        runs = sorted((p for p in folder.iterdir() if (p / "command.json").is_file()), key=lambda p: p.name)
+        if not runs:
+            raise LocalRunError(
+                f"{folder} holds no local run", hint="give a folder under outputs/<job-name>/"
+            )
+        folder = runs[-1]
+    metrics = _read_metrics(folder / "adapter")
+    if not metrics:
+        raise LocalRunError(
+            f"{folder} has no metrics.json (did the run finish?)", hint=f"see {folder / 'logs'}"
+        )
+    plot = folder / "loss.png"
+    if not plot.is_file():
+        plot = plot_losses(metrics, plot) or plot
+    return metrics, plot if plot.is_file() else None

@@ -1,0 +1,59 @@
+"""The quickstart's assets (a tiny random Phi-3, its tokenizer, a learnable chat dataset) and its before/after reply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from azfinetune.build._paths import project_root
+
+__all__ = ["DEMO_PROMPT", "generate_reply", "quickstart_spec_path", "write_quickstart_assets"]
+
+#: A question from the quickstart data; the fine-tuned model should answer it like the data does.
+DEMO_PROMPT = [{"role": "user", "content": "What color is a banana?"}]
+
+
+def quickstart_spec_path() -> Path:
+    """jobs/examples/quickstart.yaml of the project checkout."""
+    return project_root() / "jobs" / "examples" / "quickstart.yaml"
+
+
+def write_quickstart_assets(model_dir: Path, train_file: Path, validation_file: Path | None = None) -> None:
+    """Write the tiny Phi-3 (random weights, BPE tokenizer trained on the data, Phi-3 chat template) and the data."""
+    from azfinetune.testing.tiny_model import chat_texts, make_chat_dataset, make_tiny_phi3
+
+    train_file.parent.mkdir(parents=True, exist_ok=True)
+    make_chat_dataset(train_file, n=240, seed=0)
+    if validation_file is not None:
+        validation_file.parent.mkdir(parents=True, exist_ok=True)
+        make_chat_dataset(validation_file, n=24, seed=1)
+    make_tiny_phi3(model_dir, texts=chat_texts(n=400, seed=0), seed=0)
+
+
+def generate_reply(
+    model_dir: Path,
+    messages: list[dict[str, str]],
+    *,
+    adapter_dir: Path | None = None,
+    max_new_tokens: int = 24,
+) -> str:
+    """Greedy reply of the base model, or of the base with a LoRA adapter, to a chat."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer: Any = AutoTokenizer.from_pretrained(str(adapter_dir or model_dir))
+    model: Any = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter_dir))
+    model.eval()
+    encoded = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    with torch.no_grad():
+        output = model.generate(
+            **encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+        )
+    reply = output[0, encoded["input_ids"].shape[1] :]
+    return str(tokenizer.decode(reply, skip_special_tokens=True)).strip()
