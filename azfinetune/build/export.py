@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMMAND_JOB_SCHEMA",
+    "REST_EXPORTERS",
     "YAML_EXPORTERS",
     "ExportResult",
     "export_job",
@@ -37,7 +38,20 @@ COMMAND_JOB_SCHEMA = "https://azuremlschemas.azureedge.net/latest/commandJob.sch
 #: Command jobs are handled here (job_yaml_dict).
 YAML_EXPORTERS: dict[str, str] = {
     "CustomModelFineTuningJob": "azfinetune.build.finetuning:finetuning_job_yaml_dict",
+    "PipelineJob": "azfinetune.build.pipeline:pipeline_yaml_dict",
 }
+#: Job class name -> "module:function(job, *, base_dir) -> dict": the REST body of the other builders' jobs.
+REST_EXPORTERS: dict[str, str] = {
+    "PipelineJob": "azfinetune.build.pipeline:pipeline_rest_body",
+}
+
+
+def _exporter(table: dict[str, str], job: Any) -> Any:
+    target = table.get(type(job).__name__)
+    if target is None:
+        return None
+    module_name, _, function = target.partition(":")
+    return getattr(importlib.import_module(module_name), function)
 
 # Order of the keys in the exported YAML (the rest follow in azure-ai-ml's order).
 _YAML_ORDER = (
@@ -222,14 +236,15 @@ def export_job(job: Any, format: ExportFormat = "yaml", *, base_dir: Path | str)
     relative to it."""
     base = Path(base_dir)
     if format == "json":
-        return json.dumps(rest_body(job, base_dir=base), indent=2, sort_keys=True) + "\n"
+        rest_exporter = _exporter(REST_EXPORTERS, job)
+        body = rest_exporter(job, base_dir=base) if rest_exporter else rest_body(job, base_dir=base)
+        return json.dumps(body, indent=2, sort_keys=True) + "\n"
     if format != "yaml":
         raise BuildError(f"unknown export format {format!r}", hint="use yaml or json")
     command_job, _ = _as_job(job)
-    exporter = YAML_EXPORTERS.get(type(command_job).__name__)
+    exporter = _exporter(YAML_EXPORTERS, command_job)
     if exporter is not None:
-        module_name, _, function = exporter.partition(":")
-        data = getattr(importlib.import_module(module_name), function)(command_job, base_dir=base)
+        data = exporter(command_job, base_dir=base)
         header = [
             f"Azure ML job {command_job.name}, written by azfinetune build.",
             "Submit: az ml job create -f <this file>",

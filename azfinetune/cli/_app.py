@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -51,6 +52,9 @@ def _print_error(app: Application, error: BaseException) -> None:
 def run_with_boundary(group: click.Group, args: list[str] | None = None) -> int:
     """Run the CLI; user errors exit 2, service errors 1, no traceback unless AZFINETUNE_DEBUG=1."""
     app = Application()
+    if not app.debug:
+        # azure-ai-ml logs "This is an experimental class" for every pipeline entity; users cannot act on it.
+        logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
     try:
         group.main(args=args, standalone_mode=False, obj=app)
     except click.exceptions.Exit as done:

@@ -1,0 +1,546 @@
+"""target.kind pipeline: validate data -> fine-tune -> merge adapter -> evaluate -> register, as one PipelineJob."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from azfinetune.build._common import TAG_PREFIX, azfinetune_tags, job_name
+from azfinetune.build._paths import generated_dir, job_code_dir, project_root
+from azfinetune.build.command import SPOT_JOB_TIER, data_input, model_input, resource_plan
+from azfinetune.build.deepspeed import write_deepspeed_config
+from azfinetune.build.entrypoint import command_line, entrypoint_args
+from azfinetune.build.environment import environment_for_spec
+from azfinetune.errors import BuildError
+
+if TYPE_CHECKING:
+    from azure.ai.ml.entities import PipelineJob
+
+    from azfinetune.spec import FineTuneSpec
+
+__all__ = [
+    "COMPONENT_FILES",
+    "CPU_STEPS",
+    "PIPELINE_TASKS",
+    "STEPS",
+    "StepCompute",
+    "build_pipeline_job",
+    "components_dir",
+    "step_computes",
+]
+
+#: The steps, in order. merge_adapter is left out for full fine-tuning (there is no adapter to merge) and
+#: register when the spec registers nothing.
+STEPS = ("validate_data", "finetune", "merge_adapter", "evaluate", "register")
+#: Steps that need no GPU: they run on target.cpu_compute / cpu_instance_type when set.
+CPU_STEPS = frozenset({"validate_data", "register"})
+#: jobs/components/<file> of each step. finetune.yaml is the template's: the builder writes that step's
+#: command from the spec with entrypoint_args, the one place the entry point's flags are written.
+COMPONENT_FILES = {
+    "validate_data": "validate_data.yaml",
+    "finetune": "finetune.yaml",
+    "merge_adapter": "merge_adapter.yaml",
+    "evaluate": "evaluate.yaml",
+    "register": "register.yaml",
+}
+#: Tasks the training entry point trains; the registry pipelines cover the others.
+PIPELINE_TASKS = ("chat-completion", "text-completion", "text-classification", "token-classification")
+SERVERLESS = "serverless"
+
+
+def components_dir() -> Path:
+    """jobs/components of the project checkout."""
+    return project_root() / "jobs" / "components"
+
+
+@dataclass(frozen=True)
+class StepCompute:
+    """Where one step runs: a cluster, or serverless with a VM size."""
+
+    compute: str
+    instance_type: str | None = None
+
+    @property
+    def serverless(self) -> bool:
+        return self.compute == SERVERLESS
+
+
+def step_computes(spec: FineTuneSpec) -> dict[str, StepCompute]:
+    """Compute per step: CPU steps on cpu_compute, a serverless cpu_instance_type, or else the GPU cluster;
+    the rest on target.compute. BuildError when a step would be left without compute."""
+    target = spec.target
+    if not target.compute:
+        raise BuildError(
+            "the fine-tune step has no compute: a pipeline needs a GPU cluster (or 'serverless')",
+            path="target.compute",
+            hint="set target.compute to your GPU cluster (az ml compute list)",
+        )
+    if target.compute == SERVERLESS and not target.instance_type:
+        raise BuildError(
+            "target.compute is serverless, so the GPU steps need a VM size",
+            path="target.instance_type",
+            hint="set target.instance_type, e.g. Standard_NC24ads_A100_v4",
+        )
+    gpu = StepCompute(target.compute, target.instance_type if target.compute == SERVERLESS else None)
+    if target.cpu_compute and target.cpu_compute != SERVERLESS:
+        cpu = StepCompute(target.cpu_compute)
+    elif target.cpu_instance_type:
+        cpu = StepCompute(SERVERLESS, target.cpu_instance_type)
+    elif target.cpu_compute == SERVERLESS:
+        raise BuildError(
+            "target.cpu_compute is serverless, so the CPU steps need a VM size",
+            path="target.cpu_instance_type",
+            hint="set target.cpu_instance_type, e.g. Standard_E4s_v3",
+        )
+    else:
+        cpu = gpu
+    return {step: cpu if step in CPU_STEPS else gpu for step in STEPS}
+
+
+def _check(spec: FineTuneSpec) -> None:
+    kind = spec.target.kind.value
+    if kind != "pipeline":
+        raise BuildError(f"build_pipeline_job builds target.kind pipeline, not {kind}", path="target.kind")
+    if spec.task.value not in PIPELINE_TASKS:
+        raise BuildError(
+            f"the pipeline's training step does not train {spec.task.value}",
+            path="task",
+            hint="use target.kind: registry-pipeline, the Azure ML registry's own pipeline for this task",
+        )
+    if spec.method.onnxruntime:
+        raise BuildError("only registry pipelines take apply_ort", path="method.onnxruntime")
+
+
+class _AnonymousEnvironmentNote(logging.Filter):
+    """Drops azure-ai-ml's schema-validation note that a component's environment name "will not be used for
+    anonymous registration": at submit the named environment is registered first and the component points at
+    it, so the note is wrong here, and it would be printed once per step on every validation."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will not be used for anonymous registration" not in record.getMessage()
+
+
+_ENVIRONMENT_NOTE = _AnonymousEnvironmentNote()
+
+
+def _silence_environment_note() -> None:
+    logger = logging.getLogger("azure.ai.ml._schema.assets.environment")
+    if _ENVIRONMENT_NOTE not in logger.filters:
+        logger.addFilter(_ENVIRONMENT_NOTE)
+
+
+def _load_step(step: str, environment: Any) -> Any:
+    from azure.ai.ml import load_component
+
+    path = components_dir() / COMPONENT_FILES[step]
+    if not path.is_file():
+        raise BuildError(
+            f"the pipeline component {path} is missing", hint="azfinetune builds from a project checkout"
+        )
+    component: Any = load_component(source=str(path))
+    # The spec's environment (content-versioned folder or a reference) for every step, as for command jobs.
+    component.environment = environment
+    return component
+
+
+def _columns(spec: FineTuneSpec) -> str | None:
+    """data.columns as the `key=name,key=name` text the validate and evaluate steps take (single-quoted on
+    their command lines)."""
+    columns = spec.data.columns.as_dict() if spec.data.columns else {}
+    for key, name in columns.items():
+        if any(char in name for char in "',="):
+            raise BuildError(
+                f"the pipeline steps cannot take a column name with ' , or = ({name!r})",
+                path=f"data.columns.{key}",
+                hint="rename the column in the data file",
+            )
+    return ",".join(f"{key}={name}" for key, name in columns.items()) or None
+
+
+def _place(node: Any, where: StepCompute, *, instance_count: int = 1, shm_size: str | None = None) -> None:
+    from azure.ai.ml.entities import JobResourceConfiguration
+
+    node.compute = where.compute
+    if where.serverless or instance_count > 1 or shm_size:
+        node.resources = JobResourceConfiguration(
+            instance_type=where.instance_type, instance_count=instance_count, shm_size=shm_size
+        )
+
+
+def _finetune_component(
+    spec: FineTuneSpec, inputs: dict[str, Any], outputs: tuple[str, ...], environment: Any
+) -> Any:
+    """The fine-tune step: `python -m finetune` with the flags entrypoint_args writes for this spec."""
+    from azure.ai.ml import Input, Output, command
+
+    declared: dict[str, Any] = {}
+    for name, value in inputs.items():
+        if isinstance(value, str):
+            declared[name] = Input(type="string")
+        elif name == "train":
+            declared[name] = Input(type="uri_folder")  # validate_data's train_data output
+        else:
+            declared[name] = Input(type=value.type)
+    args = entrypoint_args(
+        spec,
+        inputs={name: f"${{{{inputs.{name}}}}}" for name in inputs},
+        outputs={name: f"${{{{outputs.{name}}}}}" for name in outputs},
+    )
+    return command(
+        name="azfinetune_finetune",
+        display_name="Fine-tune",
+        description=f"python -m finetune: {spec.method.technique.value} on {spec.model}",
+        command=command_line(args),
+        code=str(job_code_dir()),
+        environment=environment,
+        inputs=declared,
+        outputs={
+            name: Output(type="mlflow_model" if name == "mlflow_model" else "uri_folder") for name in outputs
+        },
+    )
+
+
+def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
+    """The PipelineJob for a spec. Pure but for one side effect: a DeepSpeed config is written beside the spec.
+
+    Steps are reused across submissions while their inputs and code are unchanged (force_rerun off), and the
+    pipeline stops at the first failed step (continue_on_step_failure off)."""
+    from azure.ai.ml import Input, PyTorchDistribution
+    from azure.ai.ml.dsl import pipeline
+    from azure.ai.ml.entities import PipelineJobSettings, QueueSettings
+
+    _check(spec)
+    _silence_environment_note()
+    computes = step_computes(spec)
+    environment = environment_for_spec(spec)
+    adapter = spec.method.uses_adapter
+    registering = spec.register is not None
+
+    job_inputs: dict[str, Any] = {"model": model_input(spec)}
+    for role, reference in spec.data.files().items():
+        job_inputs[f"{role}_file"] = data_input(spec, reference)
+    if spec.method.deepspeed is not None:
+        config = write_deepspeed_config(spec, generated_dir(spec) / "deepspeed")
+        job_inputs["deepspeed_config"] = Input(type="uri_file", path=str(config))
+
+    ft_outputs = ("adapter",) if adapter or not registering else ("adapter", "mlflow_model")
+    ft_inputs = {"model": job_inputs["model"], "train": job_inputs["train_file"]}
+    ft_inputs.update(
+        {role: job_inputs[f"{role}_file"] for role in ("validation", "test") if f"{role}_file" in job_inputs}
+    )
+    if "deepspeed_config" in job_inputs:
+        ft_inputs["deepspeed"] = job_inputs["deepspeed_config"]
+    finetune_component = _finetune_component(spec, ft_inputs, ft_outputs, environment)
+    components = {
+        step: _load_step(step, environment)
+        for step in ("validate_data", "merge_adapter", "evaluate", "register")
+    }
+    plan = resource_plan(spec)
+    columns = _columns(spec)
+    eval_role = next(role for role in ("test", "validation", "train") if f"{role}_file" in job_inputs)
+    model_is_id = isinstance(job_inputs["model"], str)
+    task = spec.task.value
+
+    def steps(**pipeline_inputs: Any) -> dict[str, Any]:
+        data = {role: pipeline_inputs.get(f"{role}_file") for role in ("train", "validation", "test")}
+        # dsl names each node after its variable: the names below are the step names (STEPS).
+        validate_data = components["validate_data"](
+            task=task,
+            train_file=data["train"],
+            validation_file=data["validation"],
+            test_file=data["test"],
+            columns=columns,
+            max_seq_length=spec.training.max_seq_length,
+        )
+        _place(validate_data, computes["validate_data"])
+        ft_bound = {"model": pipeline_inputs["model"], "train": validate_data.outputs.train_data}
+        ft_bound.update({role: data[role] for role in ("validation", "test") if data[role] is not None})
+        if "deepspeed_config" in pipeline_inputs:
+            ft_bound["deepspeed"] = pipeline_inputs["deepspeed_config"]
+        finetune = finetune_component(**ft_bound)
+        _place(finetune, computes["finetune"], instance_count=plan.nodes, shm_size=plan.shm_size)
+        if plan.processes > 1 or spec.method.deepspeed is not None:
+            # Same rule as the command job: DeepSpeed needs torch.distributed's rendezvous even on one GPU.
+            finetune.distribution = PyTorchDistribution(process_count_per_instance=max(plan.gpus_per_node, 1))
+        finetune.set_limits(timeout=spec.target.max_run_minutes * 60)
+        if spec.target.priority.value == "low":
+            finetune.queue_settings = QueueSettings(job_tier=SPOT_JOB_TIER)
+        outputs: dict[str, Any] = {
+            "data_report": validate_data.outputs.report,
+            "adapter": finetune.outputs.adapter,
+        }
+        model_folder, mlflow_model = finetune.outputs.adapter, None
+        if adapter:
+            base = (
+                {"base_model_id": pipeline_inputs["model"]}
+                if model_is_id
+                else {"base_model": pipeline_inputs["model"]}
+            )
+            merge_adapter = components["merge_adapter"](
+                task=task, adapter=finetune.outputs.adapter, technique=spec.method.technique.value, **base
+            )
+            _place(merge_adapter, computes["merge_adapter"])
+            model_folder, mlflow_model = (
+                merge_adapter.outputs.merged_model,
+                merge_adapter.outputs.mlflow_model,
+            )
+            outputs["merged_model"] = model_folder
+        elif registering:
+            mlflow_model = finetune.outputs.mlflow_model
+        evaluate = components["evaluate"](
+            task=task,
+            model=model_folder,
+            data_file=data[eval_role],
+            split=eval_role,
+            columns=columns,
+            max_seq_length=spec.training.max_seq_length,
+        )
+        _place(evaluate, computes["evaluate"])
+        outputs["metrics"] = evaluate.outputs.metrics
+        if spec.register is not None:
+            outputs["mlflow_model"] = mlflow_model
+            register = components["register"](
+                metrics=evaluate.outputs.metrics,
+                mlflow_model=mlflow_model,
+                model_name=spec.register.model_name,
+                min_eval=_min_eval(spec),
+                description=_single_quotable(spec.register.description),
+            )
+            _place(register, computes["register"])
+            outputs["decision"] = register.outputs.decision
+        return outputs
+
+    # dsl.pipeline reads the parameters off the function's signature: one keyword parameter per job input.
+    steps.__signature__ = _signature(list(job_inputs))  # type: ignore[attr-defined]
+    steps.__annotations__ = {}  # dsl would try to read `Any` as an input type
+    pipeline_function = pipeline(  # type: ignore[call-overload]
+        name=spec.name.replace("-", "_"),
+        display_name=spec.name,
+        description=spec.description
+        or f"azfinetune: validate, fine-tune, evaluate and register ({spec.name})",
+        experiment_name=spec.name,
+    )(steps)
+    job: PipelineJob = pipeline_function(**job_inputs)
+    job.name = job_name(spec)
+    job.tags = azfinetune_tags(spec)
+    job.properties = _properties(spec, computes)
+    for output in job.outputs.values():
+        # Copied from the steps' outputs by dsl; the job YAML schema has no place for them, so a job loaded
+        # from the exported YAML would differ.
+        if not isinstance(output, str):
+            output.description = None
+    job.settings = PipelineJobSettings(force_rerun=False, continue_on_step_failure=False)
+    return job
+
+
+def _single_quotable(text: str | None) -> str | None:
+    """Free text for an input the component's command puts in single quotes: a ' would end the quoting."""
+    return text.replace("'", "\u2019") if text is not None else None
+
+
+def _min_eval(spec: FineTuneSpec) -> str | None:
+    """register.min_eval as the JSON the register step reads (quoted on its command line: metric names only
+    of letters, digits and _ . -)."""
+    thresholds = spec.register.min_eval if spec.register is not None else None
+    if not thresholds:
+        return None
+    for metric in thresholds:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", metric):
+            raise BuildError(
+                f"{metric!r} is not a metric name (letters, digits, '_', '.', '-')",
+                path=f"register.min_eval.{metric}",
+                hint="use a metric that evaluate writes: eval_loss, perplexity, accuracy, f1, ...",
+            )
+    return json.dumps(thresholds, sort_keys=True)
+
+
+def _signature(names: list[str]) -> Any:
+    import inspect
+
+    return inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in names]
+    )
+
+
+def _properties(spec: FineTuneSpec, computes: dict[str, StepCompute]) -> dict[str, str]:
+    steps = [
+        s
+        for s in STEPS
+        if (s != "merge_adapter" or spec.method.uses_adapter) and (s != "register" or spec.register)
+    ]
+    properties = {
+        f"{TAG_PREFIX}steps": ",".join(steps),
+        f"{TAG_PREFIX}compute": json.dumps(
+            {s: c.instance_type if c.serverless else c.compute for s, c in computes.items() if s in steps},
+            sort_keys=True,
+            separators=(",", ":"),
+        ),
+    }
+    if spec.register is not None:
+        properties[f"{TAG_PREFIX}registered_model_name"] = spec.register.model_name
+        if spec.register.min_eval:
+            properties[f"{TAG_PREFIX}min_eval"] = json.dumps(spec.register.min_eval, sort_keys=True)
+    return properties
+
+
+# -- export: portable YAML and a comparable REST body (both pipeline kinds) ----------------------------
+
+PIPELINE_JOB_SCHEMA = "https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _is_binding(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().startswith("${{")
+
+
+def _local_input_path(value: Any, base_dir: Path, job_base: Path) -> str | None:
+    """A local file input's path relative to base_dir (None for bindings, assets, URIs and literals)."""
+    from azure.ai.ml import Input
+
+    from azfinetune.build._paths import is_local_path
+    from azfinetune.build.export import _relative
+
+    # Only an Input holds data; a PipelineInput/NodeOutput in a node is a binding that YAML keeps as is.
+    path = value.path if isinstance(value, Input) else None
+    if not isinstance(path, str) or _is_binding(path) or not is_local_path(path):
+        return None
+    return _relative(path, job_base=job_base, base_dir=base_dir)
+
+
+def _base(entity: Any) -> Path:
+    """The folder an entity's relative paths are relative to: its YAML's folder when loaded, else the cwd."""
+    return Path(getattr(entity, "base_path", None) or Path.cwd())
+
+
+def _component_code(component: Any, base_dir: Path) -> str | None:
+    from azfinetune.build.export import _relative
+
+    code = getattr(component, "code", None)
+    if not isinstance(code, str) or "://" in code or code.startswith("azureml:"):
+        return code
+    return _relative(code, job_base=Path(component.base_path or Path.cwd()), base_dir=base_dir)
+
+
+def _portable_environment(environment: Any, base_dir: Path) -> Any:
+    from azfinetune.build.export import _yaml_environment
+
+    return _yaml_environment(environment, job_base=Path.cwd(), base_dir=base_dir)
+
+
+def pipeline_yaml_dict(job: Any, *, base_dir: Path) -> dict[str, Any]:
+    """A PipelineJob (either kind) as the `az ml job create -f` mapping, local paths relative to base_dir.
+
+    From azure-ai-ml's own dump, made portable: local data files as relative paths (the dump turns them into
+    `azureml:<absolute path>` asset names), each step's component inline with its code folder and
+    environment build context relative too, and registry components as their `azureml://registries/` id."""
+    data: dict[str, Any] = _plain(job._to_dict())
+    for name, value in (job.inputs or {}).items():
+        path = _local_input_path(value._data, base_dir, _base(job))
+        if path is not None:
+            data["inputs"][name]["path"] = path
+    for node_name, node in job.jobs.items():
+        node_data = data["jobs"][node_name]
+        for name, value in (node.inputs or {}).items():
+            path = _local_input_path(value._data, base_dir, _base(node))
+            if path is not None:
+                node_data["inputs"][name]["path"] = path
+        if node.display_name:
+            node_data["display_name"] = node.display_name
+        component = node.component
+        if isinstance(component, str):
+            node_data["component"] = component
+            continue
+        component_data = node_data["component"]
+        component_data.pop("$schema", None)
+        component_data["code"] = _component_code(component, base_dir)
+        if component.environment is not None:
+            component_data["environment"] = _portable_environment(component.environment, base_dir)
+        if getattr(node, "environment", None) is not None:
+            node_data["environment"] = _portable_environment(node.environment, base_dir)
+    order = (
+        "$schema",
+        "type",
+        "name",
+        "display_name",
+        "experiment_name",
+        "description",
+        "tags",
+        "properties",
+    )
+    data["$schema"] = PIPELINE_JOB_SCHEMA
+    ordered = {key: data.pop(key) for key in order if key in data}
+    ordered.update(data)
+    return ordered
+
+
+def _strip_source(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_source(v) for k, v in value.items() if k != "_source"}
+    if isinstance(value, list):
+        return [_strip_source(v) for v in value]
+    return value
+
+
+def _environment_key(environment: Any, base_dir: Path) -> Any:
+    """The environment a step will point at: `name:version` for a named one (azure-ai-ml registers it at
+    submit, as for command jobs), a reference as it is, and an anonymous one (from a YAML's inline build
+    context) as that portable context."""
+    from azfinetune.build.environment import environment_reference
+
+    if environment is None or isinstance(environment, str):
+        return environment
+    named = getattr(environment, "name", None) and getattr(environment, "version", None)
+    if named and not getattr(environment, "_is_anonymous", False):
+        return environment_reference(environment)
+    return _portable_environment(environment, base_dir)
+
+
+def _component_body(component: Any, base_dir: Path) -> dict[str, Any]:
+    """An inline component as it will be registered: what runs, where from, its declared inputs/outputs."""
+    body = {
+        "command": " ".join(str(component.command).split()),
+        "code": _component_code(component, base_dir),
+        "environment": _environment_key(component.environment, base_dir),
+        "inputs": {
+            name: {k: v for k, v in _plain(value._to_dict()).items() if k != "description"}
+            for name, value in (component.inputs or {}).items()
+        },
+        "outputs": {name: value.type for name, value in (component.outputs or {}).items()},
+    }
+    return body
+
+
+def pipeline_rest_body(job: Any, *, base_dir: Path) -> dict[str, Any]:
+    """`job._to_rest_object().as_dict()` made comparable and machine-independent (either pipeline kind).
+
+    Before submission the body still holds local paths and, for inline steps, component objects (azure-ai-ml
+    registers them at submit): paths become relative to base_dir, components their command, code,
+    environment and declared inputs/outputs, and azure-ai-ml's bookkeeping `_source` keys are dropped."""
+    body: dict[str, Any] = _plain(job._to_rest_object().as_dict())
+    properties = body.get("properties", {})
+    for name, value in (properties.get("inputs") or {}).items():
+        path = _local_input_path(job.inputs[name]._data, base_dir, _base(job))
+        if path is not None:
+            value["uri"] = path
+    for node_name, node_body in (properties.get("jobs") or {}).items():
+        node = job.jobs[node_name]
+        for name, value in (node_body.get("inputs") or {}).items():
+            path = _local_input_path(node.inputs[name]._data, base_dir, _base(node))
+            if path is not None:
+                value["uri"] = path
+        if not isinstance(node.component, str):
+            node_body["componentId"] = _component_body(node.component, base_dir)
+        if node_body.get("environmentId") is not None:
+            node_body["environmentId"] = _environment_key(node.environment, base_dir)
+    return _strip_source(body)  # type: ignore[no-any-return]

@@ -1,0 +1,663 @@
+"""Registry pipelines: the contract test against the registry's component specs, the spec mapping, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from azfinetune import __version__
+from azfinetune.build import build_job
+from azfinetune.build.pipeline import pipeline_rest_body, pipeline_yaml_dict
+from azfinetune.build.registry_components import (
+    SPECS_DIR,
+    TASK_COMPONENTS,
+    check_component_version,
+    component_id,
+    contract,
+    list_contracts,
+    load_registry_component,
+)
+from azfinetune.build.registry_pipeline import (
+    DEFAULTS_PROPERTY,
+    NODE_NAME,
+    build_registry_pipeline_job,
+    is_user_set,
+    registry_pipeline_plan,
+)
+from azfinetune.errors import BuildError, SpecError
+from azfinetune.spec import load_spec, spec_from_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "jobs" / "examples"
+SNAPSHOTS = ROOT / "tests" / "snapshots"
+REFERENCE = ROOT.parent / "shared" / "reference" / "azureml-registry-components"
+UPDATE = os.environ.get("UPDATE_SNAPSHOT") == "1"
+REGISTRY_EXAMPLES = (
+    "registry-chat-completion",
+    "registry-text-generation",
+    "text-classification",
+    "ner-token-classification",
+    "registry-question-answering",
+    "registry-summarization",
+    "registry-translation",
+)
+ASSET_TYPES = {"uri_file", "uri_folder", "mlflow_model", "custom_model", "mltable"}
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    """A copy of jobs/examples, so generated files (DeepSpeed configs) never land in the repository."""
+    target = tmp_path / "jobs" / "examples"
+    shutil.copytree(EXAMPLES, target, ignore=shutil.ignore_patterns(".azfinetune"))
+    return target
+
+
+def chat_file(path: Path, n: int = 12) -> Path:
+    with path.open("w") as handle:
+        for i in range(n):
+            messages = [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]
+            handle.write(json.dumps({"messages": messages}) + "\n")
+    return path
+
+
+def rows_file(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def make_spec(tmp_path: Path, **changes: Any) -> Any:
+    """A registry-pipeline chat spec on Phi-3-mini; `a__b=value` sets data["a"]["b"] (None removes it).
+
+    train.jsonl is a small chat file unless the test wrote its own first."""
+    if not (tmp_path / "train.jsonl").exists():
+        chat_file(tmp_path / "train.jsonl")
+    data: dict[str, Any] = {
+        "name": "unit-registry",
+        "model": "phi-3-mini-4k-instruct",
+        "data": {"train": "train.jsonl"},
+        "target": {
+            "kind": "registry-pipeline",
+            "compute": "gpu-a100",
+            "instance_type": "Standard_NC24ads_A100_v4",
+        },
+    }
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return spec_from_dict(data, base_dir=tmp_path)
+
+
+def node_inputs(job: Any) -> dict[str, Any]:
+    """What the job's registry node really carries: name -> literal value or Input."""
+    node = job.jobs[NODE_NAME]
+    return {name: value._data for name, value in node.inputs.items() if value._data is not None}
+
+
+def contract_violations(component_yaml: Path, values: dict[str, Any]) -> list[str]:
+    """An independent reading of a registry component spec: declared names, types, enums, required inputs."""
+    declared: dict[str, dict[str, Any]] = yaml.safe_load(component_yaml.read_text())["inputs"]
+    problems = []
+    for name, value in values.items():
+        spec = declared.get(name)
+        if spec is None:
+            problems.append(f"{name}: not declared")
+            continue
+        kind = spec.get("type", "string")
+        if kind in ASSET_TYPES:
+            if getattr(value, "type", None) != kind:
+                problems.append(
+                    f"{name}: {kind} expected, got {getattr(value, 'type', type(value).__name__)}"
+                )
+        elif kind == "string":
+            if not isinstance(value, str):
+                problems.append(f"{name}: string expected, got {value!r}")
+            elif "enum" in spec and value not in [str(v) for v in spec["enum"]]:
+                problems.append(f"{name}: {value!r} not in {spec['enum']}")
+        elif kind == "integer":
+            if isinstance(value, bool) or not isinstance(value, int):
+                problems.append(f"{name}: integer expected, got {value!r}")
+            elif "min" in spec and value < spec["min"]:
+                problems.append(f"{name}: {value} below {spec['min']}")
+        elif kind == "number":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                problems.append(f"{name}: number expected, got {value!r}")
+        else:
+            problems.append(f"{name}: unexpected declared type {kind}")
+        if (
+            spec.get("enum")
+            and sorted(map(str, spec["enum"])) == ["false", "true"]
+            and value not in ("true", "false")
+        ):
+            problems.append(f"{name}: booleans are the strings 'true'/'false', got {value!r}")
+    for name, spec in declared.items():
+        if not spec.get("optional", False) and name not in values:
+            problems.append(f"{name}: required and not passed")
+    return problems
+
+
+def contract_specs(tmp_path: Path) -> list[tuple[str, Any]]:
+    """Specs that exercise every mapping branch: each task, each technique, DeepSpeed shapes, computes."""
+    for folder in ("zero1", "off", "ds0", "ort", "hf", "sl", "pin", "med", "ms"):
+        (tmp_path / folder).mkdir()
+    specs: list[tuple[str, Any]] = []
+    for example in REGISTRY_EXAMPLES:
+        specs.append((example, load_spec(EXAMPLES / f"{example}.yaml")))
+    specs += [
+        ("zero1", make_spec(tmp_path / "zero1", method={"deepspeed": {"stage": 1}})),
+        (
+            "offload",
+            make_spec(tmp_path / "off", method={"deepspeed": {"stage": 3, "offload_optimizer": True}}),
+        ),
+        (
+            "no-deepspeed",
+            make_spec(tmp_path / "ds0", method={"technique": "full", "deepspeed": {"stage": 0}}),
+        ),
+        ("ort", make_spec(tmp_path / "ort", method={"onnxruntime": True}, training={"precision": "fp32"})),
+        ("hf-chat", make_spec(tmp_path / "hf", model="hf:microsoft/Phi-3-mini-4k-instruct")),
+        ("serverless", make_spec(tmp_path / "sl", target__compute="serverless", target__nodes=2)),
+        ("pinned", make_spec(tmp_path / "pin", target__component_version="0.0.82")),
+        ("medium-defaults", make_spec(tmp_path / "med", model="phi-3-medium-4k-instruct")),
+        ("max-steps", make_spec(tmp_path / "ms", training={"max_steps": 50, "epochs": 1.5})),
+    ]
+    return specs
+
+
+def normalized(job: Any, base_dir: Path) -> dict[str, Any]:
+    body = pipeline_rest_body(job, base_dir=base_dir)
+    tags = body["properties"]["tags"]
+    assert tags["azfinetune.version"] == __version__
+    tags["azfinetune.version"] = "<version>"
+    return body
+
+
+# -- the shipped specs are the reference ---------------------------------------------------------------
+
+
+def test_shipped_specs_are_the_registry_reference() -> None:
+    shipped = sorted(p.name for p in SPECS_DIR.glob("*.spec.yaml"))
+    assert len(shipped) == 8
+    assert {c.name for c in list_contracts()} >= set(TASK_COMPONENTS.values()) | {"chat_completion_finetune"}
+    if not REFERENCE.is_dir():
+        pytest.skip(f"{REFERENCE} is not on this machine")
+    assert shipped == sorted(p.name for p in REFERENCE.glob("*.yaml"))
+    for name in shipped:
+        assert (SPECS_DIR / name).read_bytes() == (REFERENCE / name).read_bytes(), name
+
+
+def test_contracts_read_the_declarations() -> None:
+    chat = contract("chat_completion_pipeline")
+    assert chat.version == "0.0.82" and chat.type == "pipeline"
+    assert chat.required == ["task_name"]
+    assert chat.inputs["deepspeed_stage"].enum == ("2", "3")
+    assert chat.inputs["mlflow_model_path"].type == "mlflow_model"
+    assert chat.inputs["num_nodes_finetune"].min == 1
+    classification = contract("text_classification_pipeline")
+    assert set(classification.required) == {"task_name", "sentence1_key", "label_key"}
+    assert contract("translation_pipeline").inputs["source_lang"].required
+    with pytest.raises(BuildError, match="ships no spec"):
+        contract("image_classification_pipeline")
+
+
+def test_every_task_has_a_component_and_an_example() -> None:
+    tasks = {load_spec(EXAMPLES / f"{e}.yaml").task.value for e in REGISTRY_EXAMPLES}
+    assert tasks == set(TASK_COMPONENTS)
+    kinds = {
+        p.stem: (yaml.safe_load(p.read_text()).get("target") or {}).get("kind")
+        for p in EXAMPLES.glob("*.yaml")
+    }
+    assert sorted(n for n, k in kinds.items() if k == "registry-pipeline") == sorted(REGISTRY_EXAMPLES)
+
+
+def test_components_load_offline() -> None:
+    for name in TASK_COMPONENTS.values():
+        component = load_registry_component(name)
+        assert component.name == name and "task_name" in component.inputs
+
+
+# -- the contract test ----------------------------------------------------------------------------------
+
+
+def test_every_input_we_pass_is_declared_typed_and_valid(tmp_path: Path) -> None:
+    checked = set()
+    for label, spec in contract_specs(tmp_path):
+        job = build_job(spec)
+        name = TASK_COMPONENTS[spec.task.value]
+        values = node_inputs(job)
+        assert contract_violations(SPECS_DIR / f"{name}.spec.yaml", values) == [], label
+        assert contract(name).problems(values) == [], label
+        node = job.jobs[NODE_NAME]
+        assert node.component.startswith(f"azureml://registries/azureml/components/{name}/"), label
+        # Literals go over the wire as strings; booleans exactly "true"/"false".
+        body = job._to_rest_object().as_dict()["properties"]["jobs"][NODE_NAME]["inputs"]
+        for key, value in body.items():
+            if contract(name).inputs[key].enum == ("true", "false"):
+                assert value["value"] in ("true", "false"), (label, key)
+        checked.add(spec.task.value)
+    assert checked == set(TASK_COMPONENTS)
+
+
+def test_contract_check_catches_every_kind_of_violation() -> None:
+    from azure.ai.ml import Input
+
+    chat = contract("chat_completion_pipeline")
+    problems = chat.problems(
+        {
+            "apply_lora": True,
+            "lora_r": "8",
+            "deepspeed_stage": "1",
+            "num_nodes_finetune": 0,
+            "learning_rate": "fast",
+            "train_file_path": Input(type="uri_folder", path="data/"),
+            "nonsense": 1,
+        }
+    )
+    text = "\n".join(problems)
+    for fragment in (
+        "apply_lora: declared type string",
+        "lora_r: declared type integer",
+        "deepspeed_stage: '1' is not one of 2, 3",
+        "num_nodes_finetune: 0 is below the minimum 1",
+        "learning_rate: declared type number",
+        "train_file_path: declared type uri_file",
+        "nonsense: not an input",
+        "task_name: required",
+    ):
+        assert fragment in text
+
+
+# -- the mapping ----------------------------------------------------------------------------------------
+
+
+def test_chat_example_maps_every_setting(examples: Path) -> None:
+    spec = load_spec(examples / "registry-chat-completion.yaml")
+    job = build_job(spec)
+    values = node_inputs(job)
+    assert values["task_name"] == "ChatCompletion"
+    assert (
+        values["mlflow_model_path"].path
+        == "azureml://registries/azureml/models/Phi-3-mini-4k-instruct/versions/15"
+    )
+    assert Path(values["train_file_path"].path) == examples / "data" / "chat-train.jsonl"
+    assert Path(values["validation_file_path"].path) == examples / "data" / "chat-valid.jsonl"
+    assert (values["apply_lora"], values["lora_r"], values["lora_alpha"], values["lora_dropout"]) == (
+        "true",
+        8,
+        16,
+        0.1,
+    )
+    assert values["merge_lora_weights"] == "true"
+    assert (values["apply_deepspeed"], values["deepspeed_stage"]) == ("true", "2")
+    assert values["precision"] == "16"  # bf16 -> the component's "16"
+    assert (values["num_train_epochs"], values["per_device_train_batch_size"], values["max_seq_length"]) == (
+        1,
+        1,
+        2048,
+    )
+    assert values["learning_rate"] == 2e-4 and values["lr_scheduler_type"] == "cosine"
+    assert values["gradient_accumulation_steps"] == 4 and values["optim"] == "adamw_torch"
+    # 3 examples, no validation split -> ceil(3 * 0.8) = 3 micro-batches of 1, accumulation 4 -> 1 step.
+    assert values["warmup_steps"] == 1
+    for step in ("model_import", "preprocess", "finetune", "model_evaluation"):
+        assert values[f"compute_{step}"] == "gpu-a100"
+        assert f"instance_type_{step}" not in values  # a named cluster ignores instance types
+    assert values["num_nodes_finetune"] == 1 and values["number_of_gpu_to_use_finetuning"] == 1
+    assert "apply_ort" not in values and "huggingface_id" not in values
+    outputs = job._to_rest_object().as_dict()["properties"]["jobs"][NODE_NAME]["outputs"]
+    assert outputs["mlflow_model_folder"] == {
+        "job_output_type": "mlflow_model",
+        "name": "phi3-mini-registry-chat",
+    }
+    assert job.settings.force_rerun is False and job.settings.continue_on_step_failure is False
+    assert job.properties["azfinetune.registered_model_name"] == "phi3-mini-registry-chat"
+
+
+def test_task_specific_columns(examples: Path) -> None:
+    expected = {
+        "text-classification": {
+            "sentence1_key": "text",
+            "label_key": "label",
+            "task_name": "SingleLabelClassification",
+        },
+        "ner-token-classification": {
+            "token_key": "tokens",
+            "tag_key": "ner_tags",
+            "task_name": "NamedEntityRecognition",
+        },
+        "registry-text-generation": {
+            "text_key": "text",
+            "ground_truth_key": "ground_truth",
+            "task_name": "TextGeneration",
+        },
+        "registry-question-answering": {
+            "question_key": "question",
+            "context_key": "context",
+            "answers_key": "answers",
+            "answer_start_key": "answer_start",
+            "answer_text_key": "text",
+        },
+        "registry-summarization": {"document_key": "document", "summary_key": "summary"},
+        "registry-translation": {"source_lang": "en", "target_lang": "ro", "task_name": "Translation"},
+    }
+    for example, wanted in expected.items():
+        values = node_inputs(build_job(load_spec(examples / f"{example}.yaml")))
+        assert {k: values.get(k) for k in wanted} == wanted, example
+    assert "sentence2_key" not in node_inputs(build_job(load_spec(examples / "text-classification.yaml")))
+
+
+def test_columns_named_in_the_spec_win_and_are_checked_against_the_file(tmp_path: Path) -> None:
+    rows_file(
+        tmp_path / "train.jsonl",
+        [{"review": f"r{i}", "other": f"o{i}", "stars": str(i % 2)} for i in range(12)],
+    )
+    base = {"task": "text-classification", "data__train": "train.jsonl"}
+    spec = make_spec(
+        tmp_path, **base, data__columns={"text": "review", "text_pair": "other", "label": "stars"}
+    )
+    values = node_inputs(build_job(spec))
+    assert (values["sentence1_key"], values["sentence2_key"], values["label_key"]) == (
+        "review",
+        "other",
+        "stars",
+    )
+
+    with pytest.raises(BuildError) as caught:
+        build_job(make_spec(tmp_path, **base, data__columns={"label": "stars"}))
+    assert caught.value.path == "data.columns.text"
+    assert "no column 'text'" in str(caught.value) and "review" in str(caught.value)
+
+
+def test_text_completion_reads_prompt_completion_files(tmp_path: Path) -> None:
+    rows_file(tmp_path / "train.jsonl", [{"prompt": f"p{i}", "completion": f"c{i}"} for i in range(12)])
+    values = node_inputs(build_job(make_spec(tmp_path, task="text-completion")))
+    assert (values["text_key"], values["ground_truth_key"]) == ("prompt", "completion")
+
+
+def test_translation_needs_its_language_columns(tmp_path: Path) -> None:
+    rows_file(tmp_path / "train.jsonl", [{"source": f"s{i}", "target": f"t{i}", "id": i} for i in range(12)])
+    with pytest.raises(BuildError) as caught:
+        build_job(make_spec(tmp_path, task="translation", model="hf:google-t5/t5-small"))
+    assert "source_lang" in str(caught.value) and "target_lang" in str(caught.value)
+    assert caught.value.path == "data.columns.source_lang"
+
+    rows_file(tmp_path / "train.jsonl", [{"de": f"d{i}", "en": f"e{i}"} for i in range(12)])
+    values = node_inputs(build_job(make_spec(tmp_path, task="translation", model="hf:google-t5/t5-small")))
+    assert (values["source_lang"], values["target_lang"]) == ("de", "en")  # file order: source first
+
+
+def test_columns_the_component_cannot_take_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match=r"no column input that data\.columns\.label"):
+        build_job(make_spec(tmp_path, data__columns={"label": "x"}))
+
+
+def test_catalog_defaults_apply_only_where_the_user_left_values_unset(tmp_path: Path) -> None:
+    medium = build_job(make_spec(tmp_path, model="phi-3-medium-4k-instruct"))
+    values = node_inputs(medium)
+    # Phi-3-medium's registry defaults: no LoRA, DeepSpeed stage 3, fp16.
+    assert (values["apply_lora"], values["apply_deepspeed"], values["deepspeed_stage"]) == (
+        "false",
+        "true",
+        "3",
+    )
+    assert "lora_r" not in values and "merge_lora_weights" not in values
+    applied = json.loads(medium.properties[DEFAULTS_PROPERTY])
+    assert applied == {
+        "apply_lora": "false",
+        "apply_deepspeed": "true",
+        "deepspeed_stage": "3",
+        "precision": "16",
+    }
+    assert medium.tags["azfinetune.technique"] == "full"
+
+    chosen = build_job(
+        make_spec(
+            tmp_path,
+            model="phi-3-medium-4k-instruct",
+            method={"technique": "lora", "deepspeed": {"stage": 2}},
+            training={"precision": "fp32"},
+        )
+    )
+    values = node_inputs(chosen)
+    assert (values["apply_lora"], values["deepspeed_stage"], values["precision"]) == ("true", "2", "32")
+    assert json.loads(chosen.properties[DEFAULTS_PROPERTY]) == {}
+    assert chosen.tags["azfinetune.technique"] == "lora"
+
+    # LoRA settings without a technique still say "LoRA"; a model outside the catalog has no defaults.
+    lora_only = node_inputs(
+        build_job(make_spec(tmp_path, model="phi-3-medium-4k-instruct", method={"lora": {"r": 4}}))
+    )
+    assert lora_only["apply_lora"] == "true" and lora_only["lora_r"] == 4
+    hf = build_job(make_spec(tmp_path, model="hf:someone/some-model"))
+    assert (
+        json.loads(hf.properties[DEFAULTS_PROPERTY]) == {}
+        and node_inputs(hf)["huggingface_id"] == "someone/some-model"
+    )
+
+
+def test_is_user_set_follows_the_spec_text(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, method={"lora": {"r": 4}})
+    assert is_user_set(spec, "method.lora") and is_user_set(spec, "method.lora.r")
+    assert not is_user_set(spec, "method.technique") and not is_user_set(spec, "training.precision")
+
+
+def test_deepspeed_shapes(tmp_path: Path) -> None:
+    stage3 = node_inputs(build_job(make_spec(tmp_path, method={"deepspeed": {"stage": 3}})))
+    assert (stage3["apply_deepspeed"], stage3["deepspeed_stage"]) == (
+        "true",
+        "3",
+    ) and "deepspeed" not in stage3
+
+    stage0 = node_inputs(build_job(make_spec(tmp_path, method={"deepspeed": {"stage": 0}})))
+    assert stage0["apply_deepspeed"] == "false" and "deepspeed_stage" not in stage0
+
+    for method in ({"deepspeed": {"stage": 1}}, {"deepspeed": {"stage": 2, "offload_optimizer": True}}):
+        spec = make_spec(tmp_path, method=method)
+        values = node_inputs(build_job(spec))
+        assert values["apply_deepspeed"] == "true" and "deepspeed_stage" not in values
+        config_file = Path(values["deepspeed"].path)
+        assert (
+            values["deepspeed"].type == "uri_file"
+            and config_file.parent == tmp_path / ".azfinetune" / "deepspeed"
+        )
+        config = json.loads(config_file.read_text())
+        assert config["zero_optimization"]["stage"] == method["deepspeed"]["stage"]
+
+
+def test_onnxruntime_is_passed_with_a_note(tmp_path: Path) -> None:
+    job = build_job(make_spec(tmp_path, method={"onnxruntime": True}))
+    assert node_inputs(job)["apply_ort"] == "true"
+    assert "no effect" in job.properties["azfinetune.notes"]
+    assert "apply_ort" not in node_inputs(build_job(make_spec(tmp_path)))
+
+
+def test_serverless_and_cpu_computes(tmp_path: Path) -> None:
+    values = node_inputs(build_job(make_spec(tmp_path, target__compute="serverless", target__nodes=2)))
+    for step in ("model_import", "preprocess", "finetune", "model_evaluation"):
+        assert values[f"compute_{step}"] == "serverless"
+        assert values[f"instance_type_{step}"] == "Standard_NC24ads_A100_v4"
+    assert values["num_nodes_finetune"] == 2 and values["number_of_gpu_to_use_finetuning"] == 1
+
+    # target.cpu_* (validated for target.kind pipeline) move the CPU steps when set on a registry spec.
+    spec = make_spec(tmp_path)
+    for cpu in ({"cpu_compute": "cpu-cluster"}, {"cpu_instance_type": "Standard_E4s_v3"}):
+        patched = spec.model_copy(update={"target": spec.target.model_copy(update=cpu)})
+        values = registry_pipeline_plan(patched).inputs
+        expected = cpu.get("cpu_compute", "serverless")
+        assert values["compute_model_import"] == values["compute_preprocess"] == expected
+        assert values["compute_finetune"] == "gpu-a100"
+        assert values.get("instance_type_preprocess") == cpu.get("cpu_instance_type")
+
+
+def test_gpus_per_node_from_the_spec_or_the_sku(tmp_path: Path) -> None:
+    four = make_spec(tmp_path, target__instance_type="Standard_NC96ads_A100_v4")
+    assert node_inputs(build_job(four))["number_of_gpu_to_use_finetuning"] == 4
+    two = make_spec(tmp_path, target__instance_type="Standard_NC96ads_A100_v4", target__gpus_per_node=2)
+    assert node_inputs(build_job(two))["number_of_gpu_to_use_finetuning"] == 2
+    unknown = make_spec(tmp_path, target__instance_type=None)
+    assert "number_of_gpu_to_use_finetuning" not in node_inputs(build_job(unknown))
+
+
+def test_warmup_ratio_becomes_steps(tmp_path: Path) -> None:
+    chat_file(tmp_path / "valid.jsonl", 10)
+    chat_file(tmp_path / "train.jsonl", 1000)
+    spec = make_spec(
+        tmp_path,
+        data__validation="valid.jsonl",
+        training={
+            "epochs": 2,
+            "per_device_batch_size": 4,
+            "gradient_accumulation_steps": 2,
+            "warmup_ratio": 0.1,
+        },
+        target__instance_type="Standard_NC48ads_A100_v4",
+    )
+    chat_file(tmp_path / "train.jsonl", 1000)
+    # 1000 examples / (4 per GPU * 2 GPUs) = 125 micro-batches / 2 = 63 steps per epoch, 126 steps, 10% -> 13.
+    assert node_inputs(build_job(spec))["warmup_steps"] == 13
+    assert (
+        node_inputs(build_job(make_spec(tmp_path, training={"max_steps": 200, "warmup_ratio": 0.05})))[
+            "warmup_steps"
+        ]
+        == 10
+    )
+    assert node_inputs(build_job(make_spec(tmp_path, training={"warmup_ratio": 0})))["warmup_steps"] == 0
+
+    remote = make_spec(tmp_path, data__train="azureml:chat-train:3")
+    assert "warmup_steps" not in node_inputs(build_job(remote))
+    with pytest.raises(BuildError) as caught:
+        build_job(make_spec(tmp_path, data__train="azureml:chat-train:3", training={"warmup_ratio": 0.1}))
+    assert caught.value.path == "training.warmup_ratio"
+
+
+def test_component_reference_latest_or_pinned(tmp_path: Path) -> None:
+    latest = build_job(make_spec(tmp_path))
+    assert latest.jobs[NODE_NAME].component == component_id("chat_completion_pipeline")
+    assert latest.jobs[NODE_NAME].component.endswith("/components/chat_completion_pipeline/labels/latest")
+    pinned = build_job(make_spec(tmp_path, target__component_version="0.0.83"))
+    assert pinned.jobs[NODE_NAME].component.endswith("/components/chat_completion_pipeline/versions/0.0.83")
+    assert pinned.properties["azfinetune.component_contract"] == "chat_completion_pipeline@0.0.82"
+
+
+# -- bad input: a clear error before anything is sent ---------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["0.0.81", "0.0.5", "0.1.0", "1.0.0"])
+def test_unknown_component_versions_are_refused(tmp_path: Path, version: str) -> None:
+    with pytest.raises(BuildError) as caught:
+        build_job(make_spec(tmp_path, target__component_version=version))
+    assert caught.value.path == "target.component_version"
+    assert "unknown to azfinetune" in str(caught.value) and "0.0.82" in str(caught.value)
+
+
+def test_component_version_checks(tmp_path: Path) -> None:
+    assert check_component_version("text_classification_pipeline", "latest") == "latest"
+    assert check_component_version("text_classification_pipeline", "0.0.80") == "0.0.80"
+    assert check_component_version("text_classification_pipeline", "0.0.95") == "0.0.95"
+    with pytest.raises(BuildError, match="not a component version"):
+        check_component_version("text_classification_pipeline", "v0.0.80")
+    with pytest.raises(SpecError, match="component_version"):
+        make_spec(tmp_path, target__component_version="newest")
+
+
+@pytest.mark.parametrize("technique", ["qlora", "dora"])
+def test_techniques_the_registry_cannot_do_are_spec_errors(tmp_path: Path, technique: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        make_spec(tmp_path, method={"technique": technique})
+    assert "method.technique" in caught.value.paths
+    assert "target.kind: command" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "path", "fragment"),
+    [
+        ({"training": {"lr_scheduler": "inverse_sqrt"}}, "training.lr_scheduler", "no inverse_sqrt schedule"),
+        ({"method": {"optimizer": "paged_adamw_8bit"}}, "method.optimizer", "cannot use paged_adamw_8bit"),
+        ({"training": {"packing": True}}, "training.packing", "does not pack"),
+        ({"training": {"epochs": 1.5}}, "training.epochs", "whole epochs"),
+        (
+            {"method": {"lora": {"target_modules": ["qkv_proj"]}}},
+            "method.lora.target_modules",
+            "target modules",
+        ),
+        ({"secrets": {"HF_TOKEN": "keyvault://vault1/hf-token"}}, "secrets", "Key Vault"),
+        ({"register": {"model_name": "m", "min_eval": {"eval_loss": "<= 1"}}}, "register.min_eval", "gate"),
+        ({"target__compute": "serverless", "target__instance_type": None}, "target.instance_type", "VM size"),
+    ],
+)
+def test_settings_the_registry_cannot_honour(
+    tmp_path: Path, changes: dict[str, Any], path: str, fragment: str
+) -> None:
+    with pytest.raises(BuildError) as caught:
+        build_job(make_spec(tmp_path, **changes))
+    assert caught.value.path == path and fragment in str(caught.value)
+    assert caught.value.hint is not None or "\n" in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    with pytest.raises(BuildError) as caught:
+        build_job(make_spec(tmp_path, training={"packing": True, "lr_scheduler": "inverse_sqrt"}))
+    assert caught.value.message.startswith("2 problems building the chat_completion_pipeline job")
+
+
+def test_serverless_cpu_steps_need_a_vm_size(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    patched = spec.model_copy(update={"target": spec.target.model_copy(update={"cpu_compute": "serverless"})})
+    with pytest.raises(BuildError) as caught:
+        registry_pipeline_plan(patched)
+    assert caught.value.path == "target.cpu_instance_type"
+
+
+def test_no_network_is_needed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build never calls the service: any HTTP request from azure-core would fail the test."""
+    from azure.core.pipeline.transport import RequestsTransport
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the build sent an HTTP request")
+
+    monkeypatch.setattr(RequestsTransport, "send", refuse)
+    job = build_job(make_spec(tmp_path, method={"deepspeed": {"stage": 1}}))
+    job._validate()
+    job._to_rest_object()
+
+
+# -- export and snapshots -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("example", REGISTRY_EXAMPLES)
+def test_example_roundtrips_through_load_job(example: str, examples: Path, tmp_path: Path) -> None:
+    from azure.ai.ml import load_job
+
+    job = build_registry_pipeline_job(load_spec(examples / f"{example}.yaml"))
+    assert job._validate().passed
+    out = tmp_path / "export"
+    out.mkdir()
+    path = out / "job.yaml"
+    path.write_text(yaml.safe_dump(pipeline_yaml_dict(job, base_dir=out), sort_keys=False))
+    assert str(tmp_path) not in path.read_text()  # portable: relative paths only
+    loaded = load_job(path)
+    assert pipeline_rest_body(job, base_dir=out) == pipeline_rest_body(loaded, base_dir=out)
+
+
+@pytest.mark.parametrize("example", REGISTRY_EXAMPLES)
+def test_example_matches_its_golden_rest_body(example: str, examples: Path) -> None:
+    body = normalized(build_job(load_spec(examples / f"{example}.yaml")), examples.parents[1])
+    text = json.dumps(body, indent=2, sort_keys=True) + "\n"
+    name = example if example.startswith("registry-") else f"registry-{example}"
+    snapshot = SNAPSHOTS / f"{name}.json"
+    if UPDATE:
+        snapshot.write_text(text)
+    assert snapshot.is_file(), f"no snapshot {snapshot}: run with UPDATE_SNAPSHOT=1"
+    assert text == snapshot.read_text(), f"{snapshot} differs: review, then refresh with UPDATE_SNAPSHOT=1"
+    assert not re.search(r"/(work|tmp|home)/", text)
