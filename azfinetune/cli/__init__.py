@@ -15,6 +15,7 @@ __all__ = ["cli", "main"]
 # name -> "module:attribute"; modules import their heavy dependencies inside the command, so --help is instant.
 COMMANDS: dict[str, str] = {
     "build": "azfinetune.cli.build:build",
+    "data": "azfinetune.cli.data_cmd:data",
     "demo": "azfinetune.cli.demo:demo",
     "deploy": "azfinetune.cli.deploy:deploy",
     "plan": "azfinetune.cli.plan:plan",

@@ -1,0 +1,131 @@
+"""`azfinetune data validate FILE`: check a training (and validation) file offline, with lines and fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from azfinetune.data._formats import TASKS
+from azfinetune.errors import DataError
+
+__all__ = ["data", "parse_columns"]
+
+
+def parse_columns(values: tuple[str, ...]) -> dict[str, str]:
+    """("text=sentence1", "label=y,text_pair=s2") -> {"text": "sentence1", "label": "y", "text_pair": "s2"}."""
+    columns: dict[str, str] = {}
+    for value in values:
+        for item in value.split(","):
+            key, sep, name = item.partition("=")
+            if not sep or not key.strip() or not name.strip():
+                raise click.BadParameter(
+                    f"{item!r} is not KEY=NAME, e.g. text=sentence1", param_hint="--columns"
+                )
+            columns[key.strip()] = name.strip()
+    return columns
+
+
+def _console(ctx: click.Context) -> Console:
+    out = getattr(ctx.obj, "out", None)
+    return out if isinstance(out, Console) else Console(highlight=False, soft_wrap=True)
+
+
+@click.group("data")
+def data() -> None:
+    """Check training data files before anything is uploaded."""
+
+
+@data.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--task", "-t", required=True, type=click.Choice(TASKS), help="What the data is for.")
+@click.option("--model", "-m", help="Model folder (or a cached hub id) whose tokenizer counts the tokens.")
+@click.option("--max-seq-length", type=click.IntRange(min=1), help="Count the examples longer than this.")
+@click.option(
+    "--columns",
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="KEY=NAME",
+    help="Column names, e.g. --columns text=sentence1 --columns label=y (repeatable).",
+)
+@click.option(
+    "--serverless", is_flag=True, help="Apply the serverless (MaaS) limits: ≥ 10 examples, < 512 MB."
+)
+@click.option(
+    "--epochs",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="For the training-token estimate.",
+)
+@click.option(
+    "--validation",
+    "validation_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also check this validation file, and that its format matches FILE's.",
+)
+@click.option(
+    "--max-errors", type=click.IntRange(min=1), default=20, show_default=True, help="Issues listed per kind."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def validate(
+    ctx: click.Context,
+    file: Path,
+    task: str,
+    model: str | None,
+    max_seq_length: int | None,
+    columns: tuple[str, ...],
+    serverless: bool,
+    epochs: float,
+    validation_file: Path | None,
+    max_errors: int,
+    as_json: bool,
+) -> None:
+    """Check FILE for TASK: every problem with its line and field, token counts, duplicates.
+
+    Exit status 0 when there are no errors (warnings are fine), 2 when there are.
+    """
+    from azfinetune.data import render_report, validate_pair
+
+    options: dict[str, Any] = {
+        "task": task,
+        "model": model,
+        "max_seq_length": max_seq_length,
+        "columns": parse_columns(columns) or None,
+        "serverless": serverless,
+        "epochs": epochs,
+        "max_errors_per_kind": max_errors,
+    }
+    train_report, validation_report = validate_pair(file, validation_file, **options)
+    reports = [train_report] if validation_report is None else [train_report, validation_report]
+
+    out = _console(ctx)
+    if as_json:
+        if validation_report is None:
+            text = train_report.to_json()
+        else:
+            import orjson
+
+            both = {"train": train_report.to_dict(), "validation": validation_report.to_dict()}
+            text = orjson.dumps(both, option=orjson.OPT_INDENT_2).decode()
+        out.out(text, highlight=False)
+    else:
+        for i, report in enumerate(reports):
+            if i:
+                out.print()
+            out.print(render_report(report))
+
+    failed = [report for report in reports if not report.ok]
+    if failed:
+        first = failed[0]
+        n_errors = sum(first.error_counts.values())
+        raise DataError(
+            f"{first.path}: {n_errors} error{'s' if n_errors != 1 else ''} in the data "
+            f"({', '.join(sorted(first.error_counts))})",
+            report=first,
+            hint="fix the lines listed above; --json gives the same report for programs",
+        )
