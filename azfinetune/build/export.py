@@ -53,6 +53,7 @@ def _exporter(table: dict[str, str], job: Any) -> Any:
     module_name, _, function = target.partition(":")
     return getattr(importlib.import_module(module_name), function)
 
+
 # Order of the keys in the exported YAML (the rest follow in azure-ai-ml's order).
 _YAML_ORDER = (
     "$schema",

@@ -331,9 +331,13 @@ def _target_shape(spec: FineTuneSpec) -> Iterator[SpecIssue]:
         key = "instance_types" if target.instance_types else "job_tier"
         if kind != "serverless":
             yield SpecIssue(f"target.{key}", f"only used by target.kind finetuning-job, not {kind}")
-    if kind not in ("pipeline", "registry-pipeline", "local") and (target.cpu_compute or target.cpu_instance_type):
+    if kind not in ("pipeline", "registry-pipeline", "local") and (
+        target.cpu_compute or target.cpu_instance_type
+    ):
         key = "cpu_compute" if target.cpu_compute else "cpu_instance_type"
-        yield SpecIssue(f"target.{key}", f"only used by target.kind pipeline and registry-pipeline, not {kind}")
+        yield SpecIssue(
+            f"target.{key}", f"only used by target.kind pipeline and registry-pipeline, not {kind}"
+        )
     if target.component_version != "latest" and kind != "registry-pipeline":
         yield SpecIssue("target.component_version", f"only used by target.kind registry-pipeline, not {kind}")
 
