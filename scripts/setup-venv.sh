@@ -5,10 +5,11 @@
 set -euo pipefail
 extras="${1:-train}"
 venv="${VENV:-.venv}"
+pip_install() { "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@"; }
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+pip_install --upgrade pip
 if [[ ",$extras," == *",train,"* ]] && ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
-  "$venv/bin/python" -m pip install -q "${AZFT_TORCH_SPEC:-torch==2.13.0}" 2>&1 | grep -v '^WARNING: Location' || true
+  pip_install "${AZFT_TORCH_SPEC:-torch==2.13.0}"
 fi
-"$venv/bin/python" -m pip install -q -e ".[$extras]" 2>&1 | grep -v '^WARNING: Location' || true
-"$venv/bin/python" -c "import azfinetune" # fail loudly if the install did not work
+pip_install -e ".[$extras]"
+"$venv/bin/python" -c "import azfinetune"
