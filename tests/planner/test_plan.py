@@ -26,7 +26,8 @@ from azfinetune.planner import (
 from azfinetune.spec import load_spec, spec_from_dict
 from tests.conftest import EXAMPLES
 
-EXAMPLE_SPECS = sorted(EXAMPLES.glob("*.yaml"))
+# quickstart.yaml points at the tiny model `azfinetune demo` writes; tests/local plans and runs it.
+EXAMPLE_SPECS = sorted(p for p in EXAMPLES.glob("*.yaml") if p.name != "quickstart.yaml")
 GIB = 2**30
 
 
