@@ -7,7 +7,7 @@ SRC := azfinetune tests benchmarks jobs scripts
 
 quickstart:  ## install (venv, .[train], CPU torch) and run the local quickstart
 	./scripts/setup-venv.sh train
-	$(VENV)/bin/azfinetune validate jobs/examples/phi3-mini-lora.yaml
+	$(VENV)/bin/azfinetune demo
 
 tests:  ## install (venv, .[dev,train]) and run lint, types and the tests
 	./scripts/setup-venv.sh dev,train

@@ -15,12 +15,17 @@ __all__ = ["cli", "main"]
 # name -> "module:attribute"; modules import their heavy dependencies inside the command, so --help is instant.
 COMMANDS: dict[str, str] = {
     "build": "azfinetune.cli.build:build",
+    "cancel": "azfinetune.cli.cancel:cancel",
     "data": "azfinetune.cli.data_cmd:data",
     "demo": "azfinetune.cli.demo:demo",
     "deploy": "azfinetune.cli.deploy:deploy",
+    "list": "azfinetune.cli.list_cmd:list_jobs",
+    "logs": "azfinetune.cli.logs:logs",
     "plan": "azfinetune.cli.plan:plan",
     "report": "azfinetune.cli.report:report",
     "run": "azfinetune.cli.run:run",
+    "status": "azfinetune.cli.status:status",
+    "submit": "azfinetune.cli.submit:submit",
     "validate": "azfinetune.cli.validate:validate",
 }
 

@@ -47,14 +47,20 @@ def report(app: Application, run_ref: str, as_json: bool) -> None:
         title = run_ref
     else:
         from azfinetune.client import FineTuneClient
+        from azfinetune.local import plot_losses
+        from azfinetune.metrics import job_metrics
 
         client = FineTuneClient.from_config()
-        metrics = client.metrics(run_ref)
-        plot = None
+        metrics = job_metrics(client.ml_client, client.credential, run_ref)
+        folder = Path("outputs") / run_ref
+        folder.mkdir(parents=True, exist_ok=True)
+        plot = plot_losses(metrics, folder / "loss.png")
         title = run_ref
     if as_json:
         app.out.print_json(json.dumps({"metrics": metrics, "plot": str(plot) if plot else None}))
         return
+    if "train_loss" not in metrics and "loss" in metrics:
+        metrics = {**metrics, "train_loss": metrics["loss"]}
     app.out.print(metrics_table(metrics, title))
     if plot is not None:
         app.out.print(f"loss plot: {plot}", markup=False)
