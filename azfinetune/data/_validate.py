@@ -151,6 +151,9 @@ class _Dedup:
         """(how many records repeat an earlier one, the first `keep` as (line, line it repeats))."""
         if len(self.hashes) < 2:
             return 0, []
+        if len(self.hashes) < 100_000:
+            # numpy's import (~0.1 s) costs more than sorting a small file's hashes in Python.
+            return self._duplicates_python(keep)
         try:
             import numpy as np
         except ImportError:
