@@ -15,12 +15,14 @@ _EXPORTS: dict[str, str] = {
     "FakeWorkspace": "azfinetune.testing",
     "FineTuneClient": "azfinetune.client",
     "FineTuneSpec": "azfinetune.spec",
+    "JobInfo": "azfinetune.client",
     "Plan": "azfinetune.planner",
     "build_job": "azfinetune.build",
     "plan": "azfinetune.planner",
     "run_local": "azfinetune.local",
     "validate_data": "azfinetune.data",
     "SpecError": "azfinetune.errors",
+    "SubmittedJob": "azfinetune.client",
     "check_spec": "azfinetune.checks",
     "load_spec": "azfinetune.spec",
 }
@@ -32,8 +34,10 @@ __all__ = [
     "FakeWorkspace",
     "FineTuneClient",
     "FineTuneSpec",
+    "JobInfo",
     "Plan",
     "SpecError",
+    "SubmittedJob",
     "__version__",
     "build_job",
     "check_spec",
@@ -46,7 +50,7 @@ __all__ = [
 if TYPE_CHECKING:
     from azfinetune.build import build_job
     from azfinetune.checks import CheckReport, check_spec
-    from azfinetune.client import FineTuneClient
+    from azfinetune.client import FineTuneClient, JobInfo, SubmittedJob
     from azfinetune.data import DataReport, validate_data
     from azfinetune.errors import AzFineTuneError, SpecError
     from azfinetune.local import run_local

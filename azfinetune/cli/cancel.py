@@ -1,0 +1,36 @@
+"""`azfinetune cancel NAME`: ask Azure ML to cancel a job and show where it stands."""
+
+from __future__ import annotations
+
+import click
+from rich.markup import escape
+
+from azfinetune.cli._app import Application
+from azfinetune.cli.jobs import echo_json, styled_status, workspace_options
+
+
+@click.command()
+@click.argument("name")
+@workspace_options
+@click.option("--json", "as_json", is_flag=True, help="Print the job after the request as JSON.")
+@click.pass_obj
+def cancel(
+    app: Application,
+    name: str,
+    subscription_id: str | None,
+    resource_group: str | None,
+    workspace_name: str | None,
+    as_json: bool,
+) -> None:
+    """Cancel job NAME (a finished job stays as it is)."""
+    from azfinetune.cli.jobs import make_client
+
+    client = make_client(
+        subscription_id=subscription_id, resource_group=resource_group, workspace_name=workspace_name
+    )
+    if as_json:
+        echo_json(client.cancel(name).to_dict())
+        return
+    with app.err.status(f"canceling {escape(name)}…"):
+        info = client.cancel(name)
+    app.out.print(f"[green]✓[/green] cancel requested: {escape(name)} ({styled_status(info.status)})")

@@ -1,0 +1,175 @@
+"""What the workspace commands share: the workspace flags, the client they make, job tables and JSON output."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from azfinetune.cli._app import Application
+    from azfinetune.client import FineTuneClient, JobInfo
+    from azfinetune.spec import FineTuneSpec
+
+__all__ = [
+    "STATUS_STYLES",
+    "echo_json",
+    "job_details",
+    "job_table",
+    "make_client",
+    "next_steps",
+    "parse_since",
+    "styled_status",
+    "workspace_options",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STATUS_STYLES = {
+    "Completed": "green",
+    "Running": "cyan",
+    "Finalizing": "cyan",
+    "Starting": "cyan",
+    "Preparing": "cyan",
+    "Provisioning": "cyan",
+    "Queued": "yellow",
+    "NotStarted": "yellow",
+    "CancelRequested": "magenta",
+    "Canceled": "magenta",
+    "Failed": "red",
+    "NotResponding": "red",
+}
+
+
+def workspace_options(command: F) -> F:
+    """--subscription / --resource-group / --workspace; they win over the spec, the environment and config.json."""
+    options = [
+        click.option(
+            "--subscription",
+            "subscription_id",
+            metavar="ID",
+            help="Azure subscription id (else the spec, AZURE_SUBSCRIPTION_ID or config.json).",
+        ),
+        click.option(
+            "--resource-group",
+            "resource_group",
+            metavar="NAME",
+            help="Resource group (else the spec, AZURE_RESOURCE_GROUP or config.json).",
+        ),
+        click.option(
+            "--workspace",
+            "workspace_name",
+            metavar="NAME",
+            help="Azure ML workspace (else the spec, AZUREML_WORKSPACE_NAME or config.json).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def make_client(
+    *,
+    subscription_id: str | None,
+    resource_group: str | None,
+    workspace_name: str | None,
+    spec: FineTuneSpec | None = None,
+) -> FineTuneClient:
+    """The FineTuneClient for the flags (no network; DefaultAzureCredential)."""
+    from azfinetune.client import FineTuneClient
+
+    return FineTuneClient.from_config(
+        subscription_id=subscription_id,
+        resource_group=resource_group,
+        workspace_name=workspace_name,
+        spec=spec,
+    )
+
+
+def echo_json(data: Any) -> None:
+    """JSON for machines: plain click.echo (rich would treat [..] as markup and wrap long lines)."""
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def styled_status(status: str | None) -> str:
+    text = status or "unknown"
+    style = STATUS_STYLES.get(text)
+    return f"[{style}]{escape(text)}[/{style}]" if style else escape(text)
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def job_table(infos: Iterable[JobInfo]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("NAME", "STATUS", "KIND", "SPEC", "CREATED", "COMPUTE"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        table.add_row(
+            escape(info.name),
+            styled_status(info.status),
+            escape(info.kind or ""),
+            escape(info.spec_name or ""),
+            _when(info.created_at),
+            escape(info.compute or ""),
+        )
+    return table
+
+
+def job_details(info: JobInfo) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    rows = [
+        ("name", escape(info.name)),
+        ("status", styled_status(info.status)),
+        ("kind", escape(info.kind or "")),
+        ("spec", escape(info.spec_name or "")),
+        ("spec hash", escape((info.spec_hash or "")[:12])),
+        ("created", _when(info.created_at)),
+        ("compute", escape(info.compute or "")),
+        ("studio", escape(info.studio_url or "")),
+    ]
+    if info.error:
+        rows.append(("error", f"[red]{escape(info.error)}[/red]"))
+    for key, value in rows:
+        if value:
+            table.add_row(key, value)
+    return table
+
+
+def next_steps(app: Application, name: str) -> None:
+    """The commands a user wants next (SkyPilot's habit)."""
+    quoted = name if re.fullmatch(r"[A-Za-z0-9_.-]+", name) else f"'{name}'"
+    app.out.print(f"To stream logs:   azfinetune logs {escape(quoted)} --follow")
+    app.out.print(f"To check status:  azfinetune status {escape(quoted)}")
+    app.out.print(f"To cancel:        azfinetune cancel {escape(quoted)}")
+
+
+_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str) -> datetime | timedelta:
+    """'30m', '12h', '2d', '1w' (back from now) or an ISO date/time ('2025-06-01', '2025-06-01T12:00')."""
+    match = _SINCE.match(value)
+    if match:
+        amount, unit = match.groups()
+        return timedelta(**{_UNITS[unit.lower()]: float(amount)})
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither a duration (30m, 12h, 2d, 1w) nor a date (2025-06-01[T12:00])",
+            param_hint="--since",
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -1,0 +1,54 @@
+"""`azfinetune list`: the jobs azfinetune made in the workspace, newest first, as a table or JSON."""
+
+from __future__ import annotations
+
+import click
+
+from azfinetune.cli._app import Application
+from azfinetune.cli.jobs import echo_json, job_table, parse_since, workspace_options
+
+
+@click.command(name="list")
+@click.option(
+    "--status", "statuses", multiple=True, metavar="STATUS", help="Only jobs in this status (repeatable)."
+)
+@click.option("--spec", "spec_name", metavar="NAME", help="Only jobs made from the spec with this name.")
+@click.option(
+    "--since", metavar="WHEN", help="Only jobs created since: 30m, 12h, 2d, 1w or a date (2025-06-01)."
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many jobs."
+)
+@click.option("--all", "all_jobs", is_flag=True, help="Every job in the workspace, not only azfinetune's.")
+@workspace_options
+@click.option("--json", "as_json", is_flag=True, help="Print the jobs as a JSON list.")
+@click.pass_obj
+def list_jobs(
+    app: Application,
+    statuses: tuple[str, ...],
+    spec_name: str | None,
+    since: str | None,
+    limit: int,
+    all_jobs: bool,
+    subscription_id: str | None,
+    resource_group: str | None,
+    workspace_name: str | None,
+    as_json: bool,
+) -> None:
+    """List jobs, newest first."""
+    from azfinetune.cli.jobs import make_client
+
+    cutoff = parse_since(since) if since else None
+    client = make_client(
+        subscription_id=subscription_id, resource_group=resource_group, workspace_name=workspace_name
+    )
+    infos = client.list(
+        status=statuses or None, spec_name=spec_name, since=cutoff, limit=limit, all_jobs=all_jobs
+    )
+    if as_json:
+        echo_json([info.to_dict() for info in infos])
+        return
+    if not infos:
+        app.err.print("no jobs found" + ("" if all_jobs else " (made by azfinetune; --all lists every job)"))
+        return
+    app.out.print(job_table(infos))

@@ -1,0 +1,150 @@
+"""`azfinetune submit SPEC`: check, build and submit once (a repeat returns the same job), then say what's next."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.markup import escape
+
+from azfinetune.cli._app import Application
+from azfinetune.cli.jobs import echo_json, next_steps, styled_status, workspace_options
+
+if TYPE_CHECKING:
+    from azfinetune.client import FineTuneClient, SubmittedJob
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check and build the job and show it; send nothing.")
+@click.option("--wait", is_flag=True, help="Wait until the job finishes (exit 1 if it fails).")
+@click.option(
+    "--timeout", type=float, default=24 * 3600.0, show_default=True, help="Seconds --wait waits at most."
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a spec key, e.g. training.epochs=1.",
+)
+@click.option("--new-run", is_flag=True, help="Submit the same spec again as a new job (a timestamp suffix).")
+@click.option(
+    "--allow-retired", is_flag=True, help="Submit even if Azure retired the model's serverless offer."
+)
+@workspace_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def submit(
+    app: Application,
+    spec: str,
+    dry_run: bool,
+    wait: bool,
+    timeout: float,
+    overrides: tuple[str, ...],
+    new_run: bool,
+    allow_retired: bool,
+    subscription_id: str | None,
+    resource_group: str | None,
+    workspace_name: str | None,
+    as_json: bool,
+) -> None:
+    """Submit SPEC to Azure ML. The job's name comes from the spec and its data, so submitting the same spec
+    again returns the existing job instead of starting a second one (use --new-run to start another)."""
+    from azfinetune.cli.jobs import make_client
+    from azfinetune.spec import load_spec
+
+    loaded = load_spec(spec, overrides=list(overrides))
+    client = make_client(
+        subscription_id=subscription_id,
+        resource_group=resource_group,
+        workspace_name=workspace_name,
+        spec=loaded,
+    )
+    run_suffix = datetime.now(timezone.utc).strftime("r%Y%m%d%H%M%S") if new_run else None
+    if not as_json and not dry_run:
+        with app.err.status(f"submitting {escape(loaded.name)}…"):
+            result = client.submit(loaded, run_suffix=run_suffix, allow_retired=allow_retired)
+    else:
+        result = client.submit(loaded, dry_run=dry_run, run_suffix=run_suffix, allow_retired=allow_retired)
+    for warning in result.warnings:
+        app.issue(warning)
+    if dry_run:
+        _print_dry_run(app, result, spec_path=spec, as_json=as_json)
+        return
+    if wait:
+        result.status = _wait(app, client, result.name, timeout=timeout, quiet=as_json)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    _print_submitted(app, result, waited=wait)
+
+
+def _wait(app: Application, client: FineTuneClient, name: str, *, timeout: float, quiet: bool) -> str | None:
+    if quiet:
+        return client.wait(name, timeout=timeout).status
+    with app.err.status(f"waiting for {escape(name)}…") as spinner:
+
+        def show(status: str | None) -> None:
+            spinner.update(f"waiting for {escape(name)}: {styled_status(status)}")
+
+        info = client.wait(name, timeout=timeout, on_status=show)
+    return info.status
+
+
+def _print_submitted(app: Application, result: SubmittedJob, *, waited: bool) -> None:
+    uploaded = [u for u in result.uploads if u.uploaded]
+    if uploaded:
+        app.err.print(f"uploaded {len(uploaded)} data file{'s' if len(uploaded) != 1 else ''}")
+    if result.created:
+        app.out.print(
+            f"[green]✓[/green] submitted {escape(result.name)} ({escape(result.kind)} job, "
+            f"{styled_status(result.status)})"
+        )
+    else:
+        app.out.print(
+            f"[green]✓[/green] already submitted: {escape(result.name)} ({styled_status(result.status)}) — "
+            "the same spec and data give the same job; --new-run starts another"
+        )
+    if result.studio_url:
+        app.out.print(f"Studio:           {escape(result.studio_url)}")
+    if not waited:
+        next_steps(app, result.name)
+    elif result.status != "Completed":
+        app.out.print(f"job {escape(result.name)} ended {styled_status(result.status)}")
+        raise SystemExit(1)
+
+
+def _print_dry_run(app: Application, result: SubmittedJob, *, spec_path: str, as_json: bool) -> None:
+    body = _rest_body(result.job)
+    if as_json:
+        echo_json({**result.to_dict(), "job": body})
+        return
+    app.out.print(
+        f"[green]✓[/green] dry run: {escape(result.name)} ({escape(result.kind)} job) — checked and built, nothing sent"
+    )
+    for upload in result.uploads:
+        app.out.print(
+            f"  would upload data.{escape(upload.role)}: {escape(upload.local_path)} (unless already there)"
+        )
+    if body is not None:
+        click.echo(json.dumps(body, indent=2, sort_keys=True, default=str))
+    app.out.print(f"To submit it:     azfinetune submit {escape(spec_path)}")
+
+
+def _rest_body(job: Any) -> dict[str, Any] | None:
+    """The REST body the job would be sent as (local paths relative to this folder); None if it cannot be shown."""
+    from azfinetune.build.export import rest_body
+    from azfinetune.errors import AzFineTuneError
+
+    try:
+        return rest_body(job, base_dir=Path.cwd())
+    except (AzFineTuneError, AttributeError, TypeError, ValueError):
+        try:
+            body: dict[str, Any] = job._to_rest_object().as_dict()
+        except Exception:  # the summary above is still useful without the body
+            return None
+        return body
