@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -27,6 +28,8 @@ from azfinetune.errors import (
     NotFoundError,
     QuotaError,
     ServiceError,
+    SpecError,
+    SpecIssue,
     SubmitError,
     ThrottledError,
     UserInputError,
@@ -36,7 +39,6 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
     from azfinetune.checks import CheckReport
-    from azfinetune.errors import SpecIssue
     from azfinetune.spec import FineTuneSpec
 
 __all__ = [
@@ -1116,6 +1118,78 @@ class FineTuneClient:
             info = self.wait(name, timeout=timeout)
             submitted.status = info.status
         return submitted
+
+    def submit_job_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        overrides: Sequence[str] | Mapping[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> SubmittedJob:
+        """Submit an Azure ML job YAML (e.g. jobs/pipelines/finetune-evaluate-register.yaml) as
+        `az ml job create -f --set` would, once: its name comes from its content (after the overrides and with
+        its local files' content), so a repeat returns the existing job."""
+        from azure.ai.ml import load_job
+
+        from azfinetune.build._common import file_sha256
+        from azfinetune.spec import parse_overrides
+
+        file = Path(path)
+        override_map = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides or [])
+        try:
+            job = load_job(file, params_override=[{key: value} for key, value in override_map.items()])
+        except Exception as error:  # marshmallow / azure-ai-ml validation: the file or an override is wrong
+            first = redact(str(error)).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise SpecError(
+                [SpecIssue("", f"not a valid Azure ML job: {first}", file=str(file))], file=str(file)
+            ) from None
+        digest = hashlib.sha256(json.dumps(job._to_dict(), sort_keys=True, default=str).encode())
+        for value in (getattr(job, "inputs", None) or {}).values():
+            try:
+                input_path = value.path  # literal inputs raise instead of answering None
+            except Exception:
+                continue
+            local = Path(file.parent, str(input_path or ""))
+            if input_path and _is_local_file(input_path) and local.is_file():
+                digest.update(file_sha256(local).encode())
+        spec_hash = digest.hexdigest()
+        stem = re.sub(r"[^a-z0-9_-]+", "-", file.stem.lower()).strip("-") or "job"
+        name = f"{stem}-{spec_hash[:12]}"
+        job.name = name
+        job.tags = {**(job.tags or {}), _SPEC_HASH_TAG: spec_hash}
+        kind = str(getattr(job, "type", "job"))
+        if dry_run:
+            return SubmittedJob(name, kind, stem, spec_hash, None, None, created=False, dry_run=True, job=job)
+        existing = self._find_job(name)
+        if existing is None:
+            try:
+                existing = self.ml_client.jobs.create_or_update(job)
+            except AzFineTuneError:
+                raise
+            except Exception as error:
+                if not _is_foreign(error):
+                    raise
+                raise map_azure_error(error, job_name=name, during=f"submitting {name}") from error
+            created = True
+        else:
+            found = (getattr(existing, "tags", None) or {}).get(_SPEC_HASH_TAG)
+            if found != spec_hash:
+                raise ConflictError(
+                    f"a job named {name} already exists and was made from something else",
+                    hint="jobs are immutable: change the file or an override to make a new job",
+                    job_name=name,
+                )
+            created = False
+        return SubmittedJob(
+            name=name,
+            kind=kind,
+            spec_name=stem,
+            spec_hash=spec_hash,
+            status=_status(getattr(existing, "status", None)),
+            studio_url=getattr(existing, "studio_url", None) or self.studio_url(name),
+            created=created,
+            job=existing,
+        )
 
     def _submit_once(self, spec: FineTuneSpec, *, name: str, spec_hash: str) -> SubmittedJob:
         from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError

@@ -57,6 +57,21 @@ def submit(
     from azfinetune.cli.jobs import make_client
     from azfinetune.spec import load_spec
 
+    if _is_job_file(spec):
+        client = make_client(
+            subscription_id=subscription_id, resource_group=resource_group, workspace_name=workspace_name
+        )
+        result = client.submit_job_file(spec, overrides=list(overrides), dry_run=dry_run)
+        if dry_run:
+            _print_dry_run(app, result, spec_path=spec, as_json=as_json)
+            return
+        if wait:
+            result.status = _wait(app, client, result.name, timeout=timeout, quiet=as_json)
+        if as_json:
+            echo_json(result.to_dict())
+            return
+        _print_submitted(app, result, waited=wait)
+        return
     loaded = load_spec(spec, overrides=list(overrides))
     client = make_client(
         subscription_id=subscription_id,
@@ -81,6 +96,20 @@ def submit(
         echo_json(result.to_dict())
         return
     _print_submitted(app, result, waited=wait)
+
+
+def _is_job_file(path: str) -> bool:
+    """An Azure ML job YAML (`az ml job create -f` schema, e.g. jobs/pipelines/*.yaml) rather than a spec."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
+    except (OSError, yaml.YAMLError):
+        return False  # load_spec reports it with its position
+    if not isinstance(data, dict) or "model" in data:
+        return False
+    schema = str(data.get("$schema", ""))
+    return schema.endswith("Job.schema.json") or data.get("type") in ("pipeline", "command", "sweep")
 
 
 def _wait(app: Application, client: FineTuneClient, name: str, *, timeout: float, quiet: bool) -> str | None:
