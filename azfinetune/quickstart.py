@@ -38,8 +38,15 @@ def generate_reply(
     max_new_tokens: int = 24,
 ) -> str:
     """Greedy reply of the base model, or of the base with a LoRA adapter, to a chat."""
+    import warnings
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
     tokenizer: Any = AutoTokenizer.from_pretrained(str(adapter_dir or model_dir))
     model: Any = AutoModelForCausalLM.from_pretrained(str(model_dir))
