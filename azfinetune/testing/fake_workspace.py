@@ -1487,8 +1487,15 @@ class FakeWorkspace:
             return self._not_found("Job", name)
         # jobs.get of a FineTuning job reads it twice (2024-01-01-preview, then 2024-10-01-preview): one step.
         prev = self._log[-2] if len(self._log) >= 2 else None
-        reread = prev is not None and prev.method == "GET" and prev.path == req.path and prev.status == 200
-        if not (reread and prev is not None and prev.api_version != req.query.get("api-version")):
+        reread = (
+            prev is not None
+            and prev.method == "GET"
+            and prev.path == req.path
+            and prev.status == 200
+            and prev.api_version == "2024-01-01-preview"
+            and req.query.get("api-version") == "2024-10-01-preview"
+        )
+        if not reread:
             job.advance()
         return json_response(200, self._job_resource(job))
 

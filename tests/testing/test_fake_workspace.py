@@ -503,3 +503,24 @@ def test_config_and_environment_name_the_workspace(ws: FakeWorkspace, tmp_path: 
     ml = MLClient.from_config(ws.credential, path=str(ws.write_config(tmp_path)))
     assert ml.compute.get("gpu-cluster").size == "Standard_NC24ads_A100_v4"
     assert ws.environ["AZUREML_WORKSPACE_NAME"] == "ws"
+
+
+def test_finetuning_job_status_advances_once_per_jobs_get(ws: FakeWorkspace) -> None:
+    """azure-ai-ml reads a FineTuning job twice per jobs.get; each jobs.get is still one step of progress."""
+    from azure.ai.ml.entities._inputs_outputs import Input
+    from azure.ai.ml.entities._job.finetuning.custom_model_finetuning_job import CustomModelFineTuningJob
+
+    ml = ws.ml_client()
+    job = CustomModelFineTuningJob(
+        task="ChatCompletion",
+        model=Input(
+            type="mlflow_model", path="azureml://registries/azureml/models/Phi-4-mini-instruct/versions/3"
+        ),
+        training_data=Input(type="uri_file", path="azureml:train:1"),
+        hyperparameters={"num_train_epochs": "1"},
+        outputs={"registered_model": {"type": "mlflow_model", "name": "ft-model"}},
+        name="ft-progress",
+    )
+    ml.jobs.create_or_update(job)
+    seen = [ml.jobs.get("ft-progress").status for _ in range(3)]
+    assert seen == ["Queued", "Running", "Completed"]
