@@ -98,9 +98,7 @@ def _validate_data_files(spec: FineTuneSpec) -> dict[str, Any]:
     columns = spec.data.columns.as_dict() if spec.data.columns else None
     serverless = spec.target.kind.value == "serverless"
     model = spec.resolve_path(spec.model) if spec.target.kind.value == "local" and "/" in spec.model else None
-    for role, ref in spec.data.files().items():
-        if ref.startswith(("azureml:", "https://", "http://")):
-            continue
+    for role, ref in spec.data.local_files().items():
         reports[role] = validate_data(
             spec.resolve_path(ref),
             task=spec.task.value,

@@ -36,9 +36,9 @@ def spec_fingerprint(spec: FineTuneSpec) -> str:
     The same spec with the same data always gives the same fingerprint (so the same job name); a changed
     data file gives a new one, even though the spec text is unchanged."""
     extra: list[str] = []
-    for role, ref in sorted(spec.data.files().items()):
+    for role, ref in sorted(spec.data.local_files().items()):
         path = spec.resolve_path(ref)
-        if not ref.startswith(("azureml:", "https://", "http://")) and path.is_file():
+        if path.is_file():
             extra.append(f"{role}={file_sha256(path)}")
     return spec.content_hash(*extra)
 

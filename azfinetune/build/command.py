@@ -82,7 +82,7 @@ def data_input(spec: FineTuneSpec, reference: str) -> Input:
     """A uri_file input: a local file (absolute path, uploaded by azure-ai-ml at submit), an asset or a URI."""
     from azure.ai.ml import Input
 
-    if reference.startswith(("azureml:", "https://", "http://")):
+    if spec.data.is_remote(reference):
         return Input(type="uri_file", path=normalize_data_reference(reference))
     path = spec.resolve_path(reference).resolve()
     if not path.is_file():

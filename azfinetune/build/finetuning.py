@@ -43,7 +43,6 @@ TASK_TYPES: dict[str, str] = {
 REGISTERED_MODEL_OUTPUT = "registered_model"
 
 _LATEST = re.compile(r"^azureml://registries/(?P<registry>[^/]+)/models/(?P<asset>[^/]+)/labels/latest$")
-_REMOTE_PREFIXES = ("azureml:", "https://", "http://")
 
 
 def finetuning_model_uri(spec: FineTuneSpec) -> str:
@@ -108,7 +107,7 @@ def _data_input(spec: FineTuneSpec, ref: str) -> Any:
     from azure.ai.ml import Input
 
     # Local files become absolute paths so the job uploads the same file whatever the current directory is.
-    path = ref if ref.startswith(_REMOTE_PREFIXES) else str(spec.resolve_path(ref))
+    path = ref if spec.data.is_remote(ref) else str(spec.resolve_path(ref))
     return Input(type="uri_file", path=path)
 
 

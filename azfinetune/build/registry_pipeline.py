@@ -84,7 +84,6 @@ _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$")
 # SQuAD's nested keys inside the answers column; the spec has no columns for them.
 _QA_NESTED = {"answer_start_key": "answer_start", "answer_text_key": "text"}
 _PRECISION = {"bf16": "16", "fp16": "16", "fp32": "32"}
-_REMOTE_PREFIXES = ("azureml:", "https://", "http://")
 
 
 @dataclass
@@ -137,7 +136,7 @@ def is_user_set(spec: FineTuneSpec, dotted: str) -> bool:
 
 def _local_file(spec: FineTuneSpec, role: str) -> Path | None:
     ref = spec.data.files().get(role)
-    if ref is None or ref.startswith(_REMOTE_PREFIXES):
+    if ref is None or spec.data.is_remote(ref):
         return None
     path = spec.resolve_path(ref)
     return path if path.is_file() else None

@@ -80,7 +80,7 @@ def _data_report(spec: FineTuneSpec, *, exact: bool) -> tuple[Any, str | None]:
     and the validator counts ~4 characters per token of the text itself, JSON syntax left out.
     """
     ref = spec.data.train
-    if ref.startswith(("azureml:", "https://", "http://")):
+    if spec.data.is_remote(ref):
         return None, None
     path = spec.resolve_path(ref)
     if not path.is_file():

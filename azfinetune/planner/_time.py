@@ -199,7 +199,7 @@ def training_tokens(
 
 def _train_file_size(spec: FineTuneSpec) -> int | None:
     ref = spec.data.train
-    if ref.startswith(("azureml:", "https://", "http://")):
+    if spec.data.is_remote(ref):
         return None
     path: Path = spec.resolve_path(ref)
     try:

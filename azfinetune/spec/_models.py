@@ -45,6 +45,8 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 ASSET_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 ENV_VAR_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 KEYVAULT_REF_PATTERN = re.compile(r"^keyvault://[A-Za-z0-9-]{3,24}/[A-Za-z0-9-]{1,127}(/[0-9a-f]{32})?$")
+#: Data references that are not local files: registered assets and URIs.
+REMOTE_DATA_PREFIXES = ("azureml:", "https://", "http://")
 MIN_EVAL_PATTERN = re.compile(r"^\s*(<=|>=|<|>|==)\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 
 
@@ -197,6 +199,15 @@ class DataSpec(StrictModel):
             for k, v in (("train", self.train), ("validation", self.validation), ("test", self.test))
             if v
         }
+
+    @staticmethod
+    def is_remote(reference: str) -> bool:
+        """A registered asset or a URI (azureml:..., https://...), as opposed to a local path."""
+        return reference.startswith(REMOTE_DATA_PREFIXES)
+
+    def local_files(self) -> dict[str, str]:
+        """The data references that are local paths (relative to the spec), by role."""
+        return {role: ref for role, ref in self.files().items() if not self.is_remote(ref)}
 
 
 class LoraSpec(StrictModel):

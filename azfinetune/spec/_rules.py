@@ -620,9 +620,7 @@ def spec_warnings(spec: FineTuneSpec, *, today: dt.date | None = None) -> list[S
 def file_issues(spec: FineTuneSpec) -> list[SpecIssue]:
     """Local files the spec names that do not exist (checked by validate, build, submit and run)."""
     issues: list[SpecIssue] = []
-    for role, ref in spec.data.files().items():
-        if ref.startswith(("azureml:", "https://", "http://")):
-            continue
+    for role, ref in spec.data.local_files().items():
         path = spec.resolve_path(ref)
         if not path.is_file():
             what = "is a folder, not a file" if path.is_dir() else "does not exist"
