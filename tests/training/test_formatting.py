@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -275,3 +276,65 @@ def test_token_classification_labels_first_subtoken_of_each_word(tokenizer: Any,
     words = [(text.strip(), label) for text, label in labelled if label != -100]
     assert [label for _, label in words] == [1, 0, 1, 1]
     assert words[1][0] in "blueberry" and words[1][0].startswith("b")
+
+
+@pytest.mark.parametrize(
+    ("uri", "local"),
+    [
+        ("file:///tmp/out/mlruns", True),
+        ("/tmp/out/mlruns", True),
+        ("C:\\runs\\mlruns", True),
+        ("azureml://eastus.api.azureml.ms/mlflow/v1.0/subscriptions/s/resourceGroups/r/workspaces/w", False),
+        ("https://mlflow.example.com", False),
+        ("databricks", False),
+        (None, False),
+    ],
+)
+def test_local_tracking_store(uri: str | None, local: bool) -> None:
+    from finetune.tracking import is_local_store
+
+    assert is_local_store(uri) is local
+
+
+def test_local_store_logs_on_the_training_thread_and_params_are_written_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    from finetune import tracking
+    from finetune.train import _start_tracking
+    from transformers import TrainerState, TrainingArguments
+    from transformers.integrations import MLflowCallback
+
+    for name in (  # setup_mlflow sets these in os.environ: restore them afterwards
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_EXPERIMENT_NAME",
+        "MLFLOW_RUN_ID",
+        "MLFLOW_ALLOW_FILE_STORE",
+        "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS",
+        "HF_MLFLOW_LOG_ARTIFACTS",
+    ):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri = tracking.setup_mlflow(tmp_path)
+    assert uri is not None and uri.startswith("file:")
+    callback = MLflowCallback()
+    trainer = SimpleNamespace(
+        args=TrainingArguments(output_dir=str(tmp_path), report_to="none", run_name="unit"),
+        state=TrainerState(),
+        model=None,
+        callback_handler=SimpleNamespace(callbacks=[callback]),
+    )
+    try:
+        _start_tracking(trainer, uri)
+        # transformers' private switch: if a release renames it, this test (not a silent slowdown) says so.
+        assert callback._async_log is False
+        run = mlflow.active_run()
+        assert run is not None
+        params = tmp_path / "mlruns" / run.info.experiment_id / run.info.run_id / "params"
+        assert (params / "learning_rate").is_file(), "the parameters were flushed before training starts"
+        callback.on_log(trainer.args, trainer.state, None, logs={"loss": 1.5})
+        assert mlflow.MlflowClient().get_run(run.info.run_id).data.metrics["loss"] == 1.5, "written at once"
+    finally:
+        mlflow.end_run()
+        mlflow.set_tracking_uri(None)

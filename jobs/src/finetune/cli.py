@@ -23,6 +23,9 @@ def _setup_logging() -> None:
     # Azure ML images and CI have no TTY: keep Hugging Face progress bars and telemetry off.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # A job on the user's compute reports to the user's workspace only (and network-isolated workspaces
+    # cannot reach MLflow's telemetry endpoint anyway).
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
