@@ -282,6 +282,41 @@ def _train_loop(trainer: Any, rt: Runtime) -> Any:
         ) from exc
 
 
+def _load_model(
+    source: modeling.ModelSource,
+    args: Args,
+    rt: Runtime,
+    auto_class: Any,
+    extra: dict[str, Any] | None = None,
+) -> Any:
+    quantization = (
+        modeling.quantization_config(args, rt.compute_dtype, rt.zero_stage == 3)
+        if args.technique == "qlora"
+        else None
+    )
+    return modeling.load_model(
+        source,
+        args,
+        auto_class=auto_class,
+        dtype=_load_dtype(args, rt),
+        quantization=quantization,
+        device_map=_device_map(args, rt),
+        extra=extra,
+    )
+
+
+def _fit(
+    trainer: Any, rt: Runtime, eval_ds: Any, test_ds: Any
+) -> tuple[int, int, Any, dict[str, float], dict[str, float]]:
+    """Train, then evaluate on validation and test: trainable/total parameters, the result, both metrics."""
+    trainable, total = _count_parameters(trainer.model)
+    result = _train_loop(trainer, rt)
+    _detach_mlflow(trainer)
+    eval_metrics = _final_eval(trainer) if eval_ds is not None else {}
+    test_metrics = trainer.evaluate(test_ds, metric_key_prefix="test") if test_ds is not None else {}
+    return trainable, total, result, eval_metrics, test_metrics
+
+
 def train_causal(
     args: Args,
     splits: datalib.Splits,
@@ -312,16 +347,7 @@ def train_causal(
         dataset_text_field="text",
         completion_only_loss=args.mask_prompt if prompt_completion else None,
     )
-    model = modeling.load_model(
-        source,
-        args,
-        auto_class=AutoModelForCausalLM,
-        dtype=_load_dtype(args, rt),
-        quantization=modeling.quantization_config(args, rt.compute_dtype, rt.zero_stage == 3)
-        if args.technique == "qlora"
-        else None,
-        device_map=_device_map(args, rt),
-    )
+    model = _load_model(source, args, rt, AutoModelForCausalLM)
     model.config.use_cache = False
     peft_config = None
     if args.is_peft:
@@ -343,11 +369,7 @@ def train_causal(
         for param in trainer.model.parameters():
             if param.requires_grad:
                 param.data = param.data.float()
-    trainable, total = _count_parameters(trainer.model)
-    result = _train_loop(trainer, rt)
-    _detach_mlflow(trainer)
-    eval_metrics = _final_eval(trainer) if eval_ds is not None else {}
-    test_metrics = trainer.evaluate(test_ds, metric_key_prefix="test") if test_ds is not None else {}
+    trainable, total, result, eval_metrics, test_metrics = _fit(trainer, rt, eval_ds, test_ds)
     tokens = int(
         getattr(trainer, "_total_train_tokens", 0) or progress.tokens or trainer.state.num_input_tokens_seen
     )
@@ -393,17 +415,7 @@ def train_classifier(
         **_common_training_kwargs(args, rt, eval_ds is not None), include_num_input_tokens_seen="non_padding"
     )
     label_kwargs = {"num_labels": len(names), "id2label": id2label, "label2id": label2id}
-    model = modeling.load_model(
-        source,
-        args,
-        auto_class=auto_class,
-        dtype=_load_dtype(args, rt),
-        quantization=modeling.quantization_config(args, rt.compute_dtype, rt.zero_stage == 3)
-        if args.technique == "qlora"
-        else None,
-        device_map=_device_map(args, rt),
-        extra=label_kwargs,
-    )
+    model = _load_model(source, args, rt, auto_class, label_kwargs)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.use_cache = False
     if args.is_peft:
@@ -438,11 +450,7 @@ def train_classifier(
         callbacks=[progress],
     )
     trainer.remove_callback(PrinterCallback)
-    trainable, total = _count_parameters(trainer.model)
-    result = _train_loop(trainer, rt)
-    _detach_mlflow(trainer)
-    eval_metrics = _final_eval(trainer) if eval_ds is not None else {}
-    test_metrics = trainer.evaluate(test_ds, metric_key_prefix="test") if test_ds is not None else {}
+    trainable, total, result, eval_metrics, test_metrics = _fit(trainer, rt, eval_ds, test_ds)
     tokens = int(trainer.state.num_input_tokens_seen or progress.tokens)
 
     def reload() -> Any:
