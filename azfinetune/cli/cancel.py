@@ -6,7 +6,7 @@ import click
 from rich.markup import escape
 
 from azfinetune.cli._app import Application
-from azfinetune.cli.jobs import echo_json, styled_status, workspace_options
+from azfinetune.cli.jobs import WorkspaceFlags, echo_json, styled_status, workspace_options
 
 
 @click.command()
@@ -17,17 +17,11 @@ from azfinetune.cli.jobs import echo_json, styled_status, workspace_options
 def cancel(
     app: Application,
     name: str,
-    subscription_id: str | None,
-    resource_group: str | None,
-    workspace_name: str | None,
+    workspace: WorkspaceFlags,
     as_json: bool,
 ) -> None:
     """Cancel job NAME (a finished job stays as it is)."""
-    from azfinetune.cli.jobs import make_client
-
-    client = make_client(
-        subscription_id=subscription_id, resource_group=resource_group, workspace_name=workspace_name
-    )
+    client = workspace.client()
     if as_json:
         echo_json(client.cancel(name).to_dict())
         return

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 from rich.markup import escape
@@ -19,10 +21,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATUS_STYLES",
+    "WorkspaceFlags",
     "echo_json",
     "job_details",
     "job_table",
-    "make_client",
     "next_steps",
     "parse_since",
     "styled_status",
@@ -47,8 +49,43 @@ STATUS_STYLES = {
 }
 
 
+@dataclass(frozen=True)
+class WorkspaceFlags:
+    """One command line's --subscription / --resource-group / --workspace (None where not given)."""
+
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    workspace_name: str | None = None
+
+    def client(self, spec: FineTuneSpec | None = None) -> FineTuneClient:
+        """The FineTuneClient for these flags, then the spec, the environment, config.json (no network yet)."""
+        from azfinetune.client import FineTuneClient
+
+        return FineTuneClient.from_config(
+            subscription_id=self.subscription_id,
+            resource_group=self.resource_group,
+            workspace_name=self.workspace_name,
+            spec=spec,
+        )
+
+
 def workspace_options(command: F) -> F:
-    """--subscription / --resource-group / --workspace; they win over the spec, the environment and config.json."""
+    """--subscription / --resource-group / --workspace, handed to the command as one `workspace: WorkspaceFlags`.
+
+    The flags win over the spec, the environment and config.json.
+    """
+
+    @functools.wraps(command)
+    def with_workspace(
+        *args: Any,
+        subscription_id: str | None,
+        resource_group: str | None,
+        workspace_name: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        workspace = WorkspaceFlags(subscription_id, resource_group, workspace_name)
+        return command(*args, workspace=workspace, **kwargs)
+
     options = [
         click.option(
             "--subscription",
@@ -69,27 +106,10 @@ def workspace_options(command: F) -> F:
             help="Azure ML workspace (else the spec, AZUREML_WORKSPACE_NAME or config.json).",
         ),
     ]
+    decorated: Any = with_workspace
     for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def make_client(
-    *,
-    subscription_id: str | None,
-    resource_group: str | None,
-    workspace_name: str | None,
-    spec: FineTuneSpec | None = None,
-) -> FineTuneClient:
-    """The FineTuneClient for the flags (no network; DefaultAzureCredential)."""
-    from azfinetune.client import FineTuneClient
-
-    return FineTuneClient.from_config(
-        subscription_id=subscription_id,
-        resource_group=resource_group,
-        workspace_name=workspace_name,
-        spec=spec,
-    )
+        decorated = option(decorated)
+    return cast(F, decorated)
 
 
 def echo_json(data: Any) -> None:

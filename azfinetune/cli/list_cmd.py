@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from azfinetune.cli._app import Application
-from azfinetune.cli.jobs import echo_json, job_table, parse_since, workspace_options
+from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_table, parse_since, workspace_options
 
 
 @click.command(name="list")
@@ -30,18 +30,12 @@ def list_jobs(
     since: str | None,
     limit: int,
     all_jobs: bool,
-    subscription_id: str | None,
-    resource_group: str | None,
-    workspace_name: str | None,
+    workspace: WorkspaceFlags,
     as_json: bool,
 ) -> None:
     """List jobs, newest first."""
-    from azfinetune.cli.jobs import make_client
-
     cutoff = parse_since(since) if since else None
-    client = make_client(
-        subscription_id=subscription_id, resource_group=resource_group, workspace_name=workspace_name
-    )
+    client = workspace.client()
     infos = client.list(
         status=statuses or None, spec_name=spec_name, since=cutoff, limit=limit, all_jobs=all_jobs
     )

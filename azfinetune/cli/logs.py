@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 
 from azfinetune.cli._app import Application
-from azfinetune.cli.jobs import styled_status, workspace_options
+from azfinetune.cli.jobs import WorkspaceFlags, styled_status, workspace_options
 
 
 @click.command()
@@ -29,17 +29,11 @@ def logs(
     name: str,
     follow: bool,
     timeout: float | None,
-    subscription_id: str | None,
-    resource_group: str | None,
-    workspace_name: str | None,
+    workspace: WorkspaceFlags,
     as_json: bool,
 ) -> None:
     """Print the logs of job NAME (the training process's output)."""
-    from azfinetune.cli.jobs import make_client
-
-    client = make_client(
-        subscription_id=subscription_id, resource_group=resource_group, workspace_name=workspace_name
-    )
+    client = workspace.client()
     current_file: str | None = None
     for event in client.stream(name, follow=follow, timeout=timeout):
         if as_json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from azfinetune.cli._app import Application
-from azfinetune.cli.jobs import echo_json, job_details, workspace_options
+from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_details, workspace_options
 
 
 @click.command()
@@ -16,17 +16,11 @@ from azfinetune.cli.jobs import echo_json, job_details, workspace_options
 def status(
     app: Application,
     name: str,
-    subscription_id: str | None,
-    resource_group: str | None,
-    workspace_name: str | None,
+    workspace: WorkspaceFlags,
     as_json: bool,
 ) -> None:
     """Show the status of job NAME."""
-    from azfinetune.cli.jobs import make_client
-
-    client = make_client(
-        subscription_id=subscription_id, resource_group=resource_group, workspace_name=workspace_name
-    )
+    client = workspace.client()
     info = client.get(name)
     if as_json:
         echo_json(info.to_dict())

@@ -11,7 +11,7 @@ import click
 from rich.markup import escape
 
 from azfinetune.cli._app import Application
-from azfinetune.cli.jobs import echo_json, next_steps, styled_status, workspace_options
+from azfinetune.cli.jobs import WorkspaceFlags, echo_json, next_steps, styled_status, workspace_options
 
 if TYPE_CHECKING:
     from azfinetune.client import FineTuneClient, SubmittedJob
@@ -47,20 +47,15 @@ def submit(
     overrides: tuple[str, ...],
     new_run: bool,
     allow_retired: bool,
-    subscription_id: str | None,
-    resource_group: str | None,
-    workspace_name: str | None,
+    workspace: WorkspaceFlags,
     as_json: bool,
 ) -> None:
     """Submit SPEC to Azure ML. The job's name comes from the spec and its data, so submitting the same spec
     again returns the existing job instead of starting a second one (use --new-run to start another)."""
-    from azfinetune.cli.jobs import make_client
     from azfinetune.spec import load_spec
 
     if _is_job_file(spec):
-        client = make_client(
-            subscription_id=subscription_id, resource_group=resource_group, workspace_name=workspace_name
-        )
+        client = workspace.client()
         result = client.submit_job_file(spec, overrides=list(overrides), dry_run=dry_run)
         if dry_run:
             _print_dry_run(app, result, spec_path=spec, as_json=as_json)
@@ -73,12 +68,7 @@ def submit(
         _print_submitted(app, result, waited=wait)
         return
     loaded = load_spec(spec, overrides=list(overrides))
-    client = make_client(
-        subscription_id=subscription_id,
-        resource_group=resource_group,
-        workspace_name=workspace_name,
-        spec=loaded,
-    )
+    client = workspace.client(spec=loaded)
     run_suffix = datetime.now(timezone.utc).strftime("r%Y%m%d%H%M%S") if new_run else None
     if not as_json and not dry_run:
         with app.err.status(f"submitting {escape(loaded.name)}…"):
