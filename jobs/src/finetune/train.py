@@ -255,7 +255,8 @@ def _start_tracking(trainer: Any, tracking_uri: str | None) -> None:
     for callback in trainer.callback_handler.callbacks:
         if isinstance(callback, MLflowCallback):
             callback.setup(trainer.args, trainer.state, trainer.model)
-            tracking.flush()  # the parameters are written now, not by threads racing the first steps
+            if trainer.state.is_world_process_zero:  # only rank 0 logs
+                tracking.flush()  # the parameters are written now, not by threads racing the first steps
             if tracking.is_local_store(tracking_uri):
                 # The callback logs asynchronously: worker threads then write each metric file while the
                 # training thread runs, and every write takes the GIL from it. Writing a local file store
