@@ -338,3 +338,30 @@ def test_local_store_logs_on_the_training_thread_and_params_are_written_before_t
     finally:
         mlflow.end_run()
         mlflow.set_tracking_uri(None)
+
+
+def test_an_hf_model_missing_from_an_offline_cache_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+    from finetune import modeling
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # what the entry point reads
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read once, at import
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    source = modeling.ModelSource(
+        "azfinetune-tests/no-such-model", "azfinetune-tests/no-such-model", local=False
+    )
+    with pytest.raises(
+        UsageError, match="hf:azfinetune-tests/no-such-model: not in the local Hugging Face cache"
+    ):
+        modeling.load_tokenizer(source)
+    args = parse_args(_argv(tmp_path))
+    with pytest.raises(UsageError, match="not in the local Hugging Face cache"):
+        modeling.load_model(
+            source, args, auto_class=AutoModelForCausalLM, dtype=None, quantization=None, device_map=None
+        )
+    missing_folder = modeling.ModelSource(str(tmp_path / "nope"), str(tmp_path / "nope"), local=True)
+    with pytest.raises(OSError):  # a local folder that is not a model: the loader's own error, unchanged
+        modeling.load_tokenizer(missing_folder)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,17 +107,24 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes")
 
 
-def load_tokenizer(source: ModelSource) -> Any:
-    from transformers import AutoTokenizer
-
+@contextlib.contextmanager
+def _not_cached_is_usage_error(source: ModelSource) -> Iterator[None]:
+    """An hf: model missing from the cache of an offline machine is the user's to fix (exit 2), not a crash."""
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source.tokenizer)
+        yield
     except OSError as exc:
         if not source.local and _offline():
             raise UsageError(
                 f"--model hf:{source.model}: not in the local Hugging Face cache and HF_HUB_OFFLINE=1"
             ) from exc
         raise
+
+
+def load_tokenizer(source: ModelSource) -> Any:
+    from transformers import AutoTokenizer
+
+    with _not_cached_is_usage_error(source):
+        tokenizer = AutoTokenizer.from_pretrained(source.tokenizer)
     if tokenizer.pad_token is None:
         # Decoder-only models often lack a pad token; padding positions are masked out of the loss anyway.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -158,14 +167,8 @@ def load_model(
     attn = attention_implementation(dtype)
     if attn:
         kwargs["attn_implementation"] = attn
-    try:
+    with _not_cached_is_usage_error(source):
         return auto_class.from_pretrained(source.model, **kwargs)
-    except OSError as exc:
-        if not source.local and _offline():
-            raise UsageError(
-                f"--model hf:{source.model}: not in the local Hugging Face cache and HF_HUB_OFFLINE=1"
-            ) from exc
-        raise
 
 
 def attention_implementation(dtype: Any) -> str | None:
