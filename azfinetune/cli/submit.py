@@ -57,15 +57,7 @@ def submit(
     if _is_job_file(spec):
         client = workspace.client()
         result = client.submit_job_file(spec, overrides=list(overrides), dry_run=dry_run)
-        if dry_run:
-            _print_dry_run(app, result, spec_path=spec, as_json=as_json)
-            return
-        if wait:
-            result.status = _wait(app, client, result.name, timeout=timeout, quiet=as_json)
-        if as_json:
-            echo_json(result.to_dict())
-            return
-        _print_submitted(app, result, waited=wait)
+        _report(app, client, result, spec, dry_run=dry_run, wait=wait, timeout=timeout, as_json=as_json)
         return
     loaded = load_spec(spec, overrides=list(overrides))
     client = workspace.client(spec=loaded)
@@ -77,8 +69,23 @@ def submit(
         result = client.submit(loaded, dry_run=dry_run, run_suffix=run_suffix, allow_retired=allow_retired)
     for warning in result.warnings:
         app.issue(warning)
+    _report(app, client, result, spec, dry_run=dry_run, wait=wait, timeout=timeout, as_json=as_json)
+
+
+def _report(
+    app: Application,
+    client: FineTuneClient,
+    result: SubmittedJob,
+    spec_path: str,
+    *,
+    dry_run: bool,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """What the submit did: the dry run's job, or the submitted job (after waiting for it, with --wait)."""
     if dry_run:
-        _print_dry_run(app, result, spec_path=spec, as_json=as_json)
+        _print_dry_run(app, result, spec_path=spec_path, as_json=as_json)
         return
     if wait:
         result.status = _wait(app, client, result.name, timeout=timeout, quiet=as_json)
