@@ -691,7 +691,10 @@ class _LabelCounter:
         self.types: set[str] = set()
         self.truncated = False
 
-    def add(self, label: str, line: int) -> None:
+    def add(self, key: tuple[str, str], line: int) -> None:
+        """Count one (label, JSON type) from `_label_key`; the type is noted even past the label bound."""
+        label, json_type = key
+        self.types.add(json_type)
         if label not in self.counts and len(self.counts) >= _MAX_LABELS:
             self.truncated = True
             return
@@ -768,8 +771,7 @@ class TextClassificationChecker(Checker):
                 )
         if not self._ok or text is None or label is None:
             return None
-        self.labels.add(label[0], line)
-        self.labels.types.add(label[1])
+        self.labels.add(label, line)
         if pair is not None:
             return TextExample((text, pair), "pair")
         return TextExample((text,))
@@ -874,8 +876,7 @@ class TokenClassificationChecker(Checker):
         for tag in tags:
             key = _label_key(tag)
             if key is not None:
-                self.tags.add(key[0], line)
-                self.tags.types.add(key[1])
+                self.tags.add(key, line)
         return TextExample((" ".join(tokens),))
 
     def finish(self) -> LabelSummary | None:
