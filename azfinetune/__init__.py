@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from azfinetune._version import __version__
 
 # Public names -> the module that defines them. Imported on first use, so `import azfinetune` stays instant
 # and azure.ai.ml is only imported by the names that need it.

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from azfinetune.errors import SpecError, SpecIssue
+from azfinetune.errors import SpecError, Issue
 from azfinetune.spec import FineTuneSpec, file_issues, load_spec, spec_warnings
 
 __all__ = ["CheckReport", "check_spec"]
@@ -17,8 +17,8 @@ class CheckReport:
     """What `azfinetune validate` found for one spec."""
 
     spec: FineTuneSpec
-    errors: list[SpecIssue] = field(default_factory=list)
-    warnings: list[SpecIssue] = field(default_factory=list)
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
     data_reports: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -45,7 +45,7 @@ def check_spec(
     return report
 
 
-def _plan_warnings(spec: FineTuneSpec, data_report: Any) -> list[SpecIssue]:
+def _plan_warnings(spec: FineTuneSpec, data_report: Any) -> list[Issue]:
     """A warning when the planner says the job will not fit the GPUs it asks for (validate does not fail)."""
     if not spec.target.instance_type:
         return []
@@ -63,7 +63,7 @@ def _plan_warnings(spec: FineTuneSpec, data_report: Any) -> list[SpecIssue]:
     return [
         _locate(
             spec,
-            SpecIssue(
+            Issue(
                 "target.instance_type",
                 f"the plan does not fit: {result.total / gib:.1f} GiB per GPU needed, "
                 f"{(result.capacity or 0) / gib:.1f} GiB available",
@@ -74,11 +74,11 @@ def _plan_warnings(spec: FineTuneSpec, data_report: Any) -> list[SpecIssue]:
     ]
 
 
-def _locate(spec: FineTuneSpec, issue: SpecIssue) -> SpecIssue:
+def _locate(spec: FineTuneSpec, issue: Issue) -> Issue:
     if issue.line is not None:
         return issue
     position = spec.position(issue.path)
-    return SpecIssue(
+    return Issue(
         issue.path,
         issue.message,
         file=spec.source,

@@ -29,7 +29,7 @@ from azfinetune.errors import (
     QuotaError,
     ServiceError,
     SpecError,
-    SpecIssue,
+    Issue,
     SubmitError,
     ThrottledError,
     UserInputError,
@@ -145,7 +145,7 @@ class SubmittedJob:
     created: bool
     dry_run: bool = False
     uploads: list[UploadedFile] = field(default_factory=list)
-    warnings: list[SpecIssue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
     job: Any = field(
         default=None, repr=False
     )  # the azure.ai.ml Job entity (built for a dry run, else the service's)
@@ -998,7 +998,7 @@ class FineTuneClient:
             self.workspace.require()
             from azure.ai.ml import MLClient
 
-            from azfinetune import __version__
+            from azfinetune._version import __version__
 
             self._ml_client = MLClient(
                 credential=self.credential,
@@ -1141,7 +1141,7 @@ class FineTuneClient:
         except Exception as error:  # marshmallow / azure-ai-ml validation: the file or an override is wrong
             first = redact(str(error)).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise SpecError(
-                [SpecIssue("", f"not a valid Azure ML job: {first}", file=str(file))], file=str(file)
+                [Issue("", f"not a valid Azure ML job: {first}", file=str(file))], file=str(file)
             ) from None
         digest = hashlib.sha256(json.dumps(job._to_dict(), sort_keys=True, default=str).encode())
         for value in (getattr(job, "inputs", None) or {}).values():

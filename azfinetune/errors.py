@@ -18,13 +18,18 @@
         ├── RunInterrupted          the user stopped a local run (Ctrl-C): exit 130, partial outputs kept
         └── SubmitError             any other failure while submitting
 
+    Issue                           one problem (spec key, data line, job input) with file, line, column, hint;
+                                    SpecError and DataError carry lists of them
+
 Every error renders with `str()` as the text a user reads; structured fields (`path`, `line`,
 `status_code`, `job_name`, ...) are attributes for programs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 __all__ = [
     "AuthError",
@@ -33,6 +38,7 @@ __all__ = [
     "CatalogError",
     "ConflictError",
     "DataError",
+    "Issue",
     "JobFailedError",
     "LocalRunError",
     "NotFoundError",
@@ -40,8 +46,8 @@ __all__ = [
     "QuotaError",
     "RunInterrupted",
     "ServiceError",
+    "Severity",
     "SpecError",
-    "SpecIssue",
     "SubmitError",
     "ThrottledError",
     "UserInputError",
@@ -70,9 +76,17 @@ class UserInputError(AzFineTuneError):
     exit_code = 2
 
 
+Severity = Literal["error", "warning"]
+
+
 @dataclass(frozen=True)
-class SpecIssue:
-    """One problem in a spec: where it is and what to do about it."""
+class Issue:
+    """One problem in a spec, a data file or a job definition: where it is, what is wrong, what to do.
+
+    `path` is the key path (``training.epochs``, ``target.compute``) or, in a data file, the field inside the
+    example (``messages[2].role``); `file`, `line` and `column` are 1-based as editors show them; `code` is a
+    stable snake_case code programs can match on (data checks set it); `byte_offset` points into a data file.
+    """
 
     path: str
     message: str
@@ -80,17 +94,43 @@ class SpecIssue:
     line: int | None = None
     column: int | None = None
     hint: str | None = None
-    severity: str = field(default="error")
+    severity: Severity = field(default="error")
+    code: str | None = None
+    byte_offset: int | None = None
 
     @property
     def location(self) -> str:
+        """``file:line:column`` (the parts that are known), or ``line N`` when only the line is."""
+        if self.file is None and self.line is not None:
+            return f"line {self.line}"
         parts = [p for p in (self.file, self.line, self.column) if p is not None]
         return ":".join(str(p) for p in parts)
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def located(self, file: str | None, line: int | None, column: int | None = None) -> Issue:
+        """The same issue at a position (kept as is when it already has a line)."""
+        if self.line is not None:
+            return self
+        return dataclasses.replace(self, file=file, line=line, column=column)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; keys whose value is unknown are left out."""
+        out: dict[str, Any] = {"severity": self.severity, "path": self.path, "message": self.message}
+        for key in ("code", "file", "line", "column", "hint", "byte_offset"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
 
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location else ""
         key = f"{self.path}: " if self.path else ""
         text = f"{where}{key}{self.message}"
+        if self.code:
+            text += f" [{self.code}]"
         if self.hint:
             text += f" ({self.hint})"
         return text
@@ -99,7 +139,7 @@ class SpecIssue:
 class SpecError(UserInputError):
     """A spec failed its checks. `issues` lists every problem found, not just the first."""
 
-    def __init__(self, issues: list[SpecIssue], *, file: str | None = None) -> None:
+    def __init__(self, issues: list[Issue], *, file: str | None = None) -> None:
         self.issues = list(issues)
         self.file = file
         count = len(self.issues)

@@ -51,7 +51,7 @@ def job_name(spec: FineTuneSpec, *, run_suffix: str | None = None) -> str:
 
 def azfinetune_tags(spec: FineTuneSpec) -> dict[str, str]:
     """The user's tags plus azfinetune's own (spec hash, version, technique), on every job."""
-    from azfinetune import __version__
+    from azfinetune._version import __version__
 
     tags = dict(spec.tags)
     tags.update(

@@ -14,7 +14,7 @@ import yaml
 
 from azfinetune.build._paths import is_local_path
 from azfinetune.build.environment import environment_reference
-from azfinetune.errors import BuildError, SpecError, SpecIssue
+from azfinetune.errors import BuildError, SpecError, Issue
 
 if TYPE_CHECKING:
     from azfinetune.spec import FineTuneSpec
@@ -271,7 +271,7 @@ class ExportResult:
 
     text: str
     job_name: str
-    warnings: list[SpecIssue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
 
 
 def export_spec(

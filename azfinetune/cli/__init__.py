@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from azfinetune import __version__
+from azfinetune._version import __version__
 from azfinetune.cli._app import run_with_boundary
 
 __all__ = ["cli", "main"]

@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from azfinetune.errors import AzFineTuneError, SpecError, SpecIssue
+from azfinetune.errors import AzFineTuneError, SpecError, Issue
 
 __all__ = ["Application", "run_with_boundary"]
 
@@ -30,7 +30,7 @@ class Application:
         self.err.print(f"[red]error:[/red] {escape(text)}")
         raise SystemExit(code)
 
-    def issue(self, issue: SpecIssue) -> None:
+    def issue(self, issue: Issue) -> None:
         color = "yellow" if issue.severity == "warning" else "red"
         label = "warning" if issue.severity == "warning" else "error"
         self.err.print(f"[{color}]{label}:[/{color}] {escape(str(issue))}")

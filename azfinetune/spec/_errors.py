@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from azfinetune.errors import SpecError, SpecIssue
+from azfinetune.errors import SpecError, Issue
 
 __all__ = ["did_you_mean", "format_path", "spec_error_from_validation", "split_path"]
 
@@ -160,13 +160,13 @@ def _collapse_union_errors(errors: list[Any]) -> list[Any]:
 def spec_error_from_validation(
     error: ValidationError, data: Any = None, *, root: type[BaseModel] | None = None, file: str | None = None
 ) -> SpecError:
-    """A SpecError with one SpecIssue per pydantic error (positions are added by the loader)."""
+    """A SpecError with one Issue per pydantic error (positions are added by the loader)."""
     from azfinetune.spec._models import FineTuneSpec
 
     root = root or FineTuneSpec
-    issues: list[SpecIssue] = []
+    issues: list[Issue] = []
     for item in _collapse_union_errors(list(error.errors())):
         loc = _clean_loc(item["loc"])
         message, hint = _message(item, root, loc)
-        issues.append(SpecIssue(path=format_path(loc), message=message, hint=hint, file=file))
+        issues.append(Issue(path=format_path(loc), message=message, hint=hint, file=file))
     return SpecError(issues, file=file)

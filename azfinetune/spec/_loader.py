@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from azfinetune.errors import SpecError, SpecIssue
+from azfinetune.errors import SpecError, Issue
 from azfinetune.spec._errors import format_path, spec_error_from_validation, split_path
 from azfinetune.spec._models import FineTuneSpec
 from azfinetune.spec._rules import BASE_DIR
@@ -23,10 +23,10 @@ Positions = dict[Loc, tuple[int, int]]
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _positions(node: yaml.Node, file: str, prefix: Loc = ()) -> tuple[Positions, list[SpecIssue]]:
+def _positions(node: yaml.Node, file: str, prefix: Loc = ()) -> tuple[Positions, list[Issue]]:
     """Line/column (1-based) of every key in a composed YAML tree, and its duplicate keys."""
     positions: Positions = {}
-    issues: list[SpecIssue] = []
+    issues: list[Issue] = []
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -35,7 +35,7 @@ def _positions(node: yaml.Node, file: str, prefix: Loc = ()) -> tuple[Positions,
             line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
             if key in seen:
                 issues.append(
-                    SpecIssue(
+                    Issue(
                         format_path(loc),
                         "duplicate key (the later one would silently win)",
                         file,
@@ -61,12 +61,12 @@ def _positions(node: yaml.Node, file: str, prefix: Loc = ()) -> tuple[Positions,
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
     """['training.epochs=1', 'target.kind=local'] -> {'training.epochs': 1, 'target.kind': 'local'}."""
     overrides: dict[str, Any] = {}
-    issues: list[SpecIssue] = []
+    issues: list[Issue] = []
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            issues.append(SpecIssue("", f"--set {item!r} must look like key.path=value", file="--set"))
+            issues.append(Issue("", f"--set {item!r} must look like key.path=value", file="--set"))
             continue
         try:
             value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
@@ -87,7 +87,7 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[
         for part in parts[:-1]:
             if isinstance(part, int):
                 if not isinstance(node, list) or part >= len(node):
-                    raise SpecError([SpecIssue(dotted, "no such list item to set", file="--set")])
+                    raise SpecError([Issue(dotted, "no such list item to set", file="--set")])
                 node = node[part]
                 continue
             child = node.get(part) if isinstance(node, dict) else None
@@ -98,7 +98,7 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[
         last = parts[-1]
         if isinstance(last, int):
             if not isinstance(node, list) or last >= len(node):
-                raise SpecError([SpecIssue(dotted, "no such list item to set", file="--set")])
+                raise SpecError([Issue(dotted, "no such list item to set", file="--set")])
             node[last] = value
         else:
             node[last] = value
@@ -114,7 +114,7 @@ def _deep_copy(value: Any) -> Any:
 
 
 def _locate(error: SpecError, positions: Positions, file: str | None, overridden: set[Loc]) -> SpecError:
-    located: list[SpecIssue] = []
+    located: list[Issue] = []
     for issue in error.issues:
         loc = split_path(issue.path)
         if any(loc[: len(o)] == o for o in overridden):
@@ -170,12 +170,12 @@ def load_spec(
     try:
         text = spec_path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise SpecError([SpecIssue("", "no such file", file=file)], file=file) from None
+        raise SpecError([Issue("", "no such file", file=file)], file=file) from None
     except IsADirectoryError:
-        raise SpecError([SpecIssue("", "is a folder, not a spec file", file=file)], file=file) from None
+        raise SpecError([Issue("", "is a folder, not a spec file", file=file)], file=file) from None
     except UnicodeDecodeError as error:
         raise SpecError(
-            [SpecIssue("", f"not UTF-8 text (byte {error.start})", file=file)], file=file
+            [Issue("", f"not UTF-8 text (byte {error.start})", file=file)], file=file
         ) from None
     try:
         node = yaml.compose(text, Loader=_Loader)
@@ -185,19 +185,19 @@ def load_spec(
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
         problem = " ".join(str(p) for p in (error.context, error.problem) if p)
-        issue = SpecIssue(
+        issue = Issue(
             "", f"YAML syntax error: {problem}", file, line, column, hint="check indentation and quotes"
         )
         raise SpecError([issue], file=file) from None
     except yaml.YAMLError as error:
-        raise SpecError([SpecIssue("", f"YAML error: {error}", file=file)], file=file) from None
+        raise SpecError([Issue("", f"YAML error: {error}", file=file)], file=file) from None
     if data is None:
         raise SpecError(
-            [SpecIssue("", "the spec is empty", file, 1, 1, hint="start from jobs/examples/")], file=file
+            [Issue("", "the spec is empty", file, 1, 1, hint="start from jobs/examples/")], file=file
         )
     if not isinstance(data, dict):
         raise SpecError(
-            [SpecIssue("", f"the spec must be a mapping of keys, got a {type(data).__name__}", file, 1, 1)],
+            [Issue("", f"the spec must be a mapping of keys, got a {type(data).__name__}", file, 1, 1)],
             file=file,
         )
     positions, duplicates = _positions(node, file) if node is not None else ({}, [])

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from azfinetune.errors import CatalogError, SpecIssue
+from azfinetune.errors import CatalogError, Issue
 
 if TYPE_CHECKING:
     from azfinetune.catalog import ModelInfo, SkuInfo
@@ -45,7 +45,7 @@ SERVERLESS_HYPERPARAMETERS: dict[str, str] = {
 #: The registry `<task>_pipeline` components can do these techniques (apply_lora on or off).
 REGISTRY_PIPELINE_TECHNIQUES = ("lora", "full")
 
-Rule = Callable[["FineTuneSpec"], Iterator[SpecIssue]]
+Rule = Callable[["FineTuneSpec"], Iterator[Issue]]
 RULES: list[Rule] = []
 
 
@@ -54,9 +54,9 @@ def rule(function: Rule) -> Rule:
     return function
 
 
-def cross_field_issues(spec: FineTuneSpec) -> list[SpecIssue]:
+def cross_field_issues(spec: FineTuneSpec) -> list[Issue]:
     """Every cross-field problem of a spec whose fields are individually valid."""
-    issues: list[SpecIssue] = []
+    issues: list[Issue] = []
     for check in RULES:
         issues.extend(check(spec))
     return issues
@@ -125,7 +125,7 @@ def _local_gpu_count() -> int:
 
 
 @rule
-def _model_known(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _model_known(spec: FineTuneSpec) -> Iterator[Issue]:
     kind = model_kind(spec.model)
     if kind == "alias":
         from azfinetune.catalog import get_model
@@ -133,10 +133,10 @@ def _model_known(spec: FineTuneSpec) -> Iterator[SpecIssue]:
         try:
             get_model(spec.model)
         except CatalogError as error:
-            yield SpecIssue("model", error.message, hint=error.hint)
+            yield Issue("model", error.message, hint=error.hint)
     elif kind == "local":
         if spec.target.kind.value != "local":
-            yield SpecIssue(
+            yield Issue(
                 "model",
                 f"a local model folder ({spec.model}) can only be used with target.kind: local",
                 hint="use a catalog alias, an azureml://registries/... model or hf:<org>/<name> for Azure",
@@ -145,7 +145,7 @@ def _model_known(spec: FineTuneSpec) -> Iterator[SpecIssue]:
             folder = Path(spec.model).expanduser()
             folder = folder if folder.is_absolute() else _base_dir() / folder
             if not (folder / "config.json").exists():
-                yield SpecIssue(
+                yield Issue(
                     "model",
                     f"no model at {folder} (no config.json there)",
                     hint="point model at a folder saved with save_pretrained, or run `azfinetune demo` "
@@ -154,7 +154,7 @@ def _model_known(spec: FineTuneSpec) -> Iterator[SpecIssue]:
 
 
 @rule
-def _local_model_available(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _local_model_available(spec: FineTuneSpec) -> Iterator[Issue]:
     if spec.target.kind.value != "local" or model_kind(spec.model) in ("local",):
         return
     hf_id: str | None = None
@@ -164,14 +164,14 @@ def _local_model_available(spec: FineTuneSpec) -> Iterator[SpecIssue]:
         info = _catalog_model(spec)
         hf_id = info.hf_id if info else None
     if model_kind(spec.model) == "registry" and hf_id is None:
-        yield SpecIssue(
+        yield Issue(
             "model",
             "the local backend cannot use a registry model that is not in the catalog",
             hint="use a local folder or hf:<org>/<name> for target.kind: local",
         )
         return
     if hf_id and not _hf_cached(hf_id) and os.environ.get("AZFINETUNE_ALLOW_DOWNLOAD") != "1":
-        yield SpecIssue(
+        yield Issue(
             "model",
             f"the local backend needs {hf_id} in the Hugging Face cache ({huggingface_cache_dir()}), "
             "and it is not there",
@@ -180,17 +180,17 @@ def _local_model_available(spec: FineTuneSpec) -> Iterator[SpecIssue]:
 
 
 @rule
-def _qlora(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _qlora(spec: FineTuneSpec) -> Iterator[Issue]:
     method = spec.method
     if method.technique.value == "qlora":
         if method.quantization is not None and method.quantization.bits != 4:
-            yield SpecIssue(
+            yield Issue(
                 "method.quantization.bits",
                 f"qlora needs a 4-bit base, got {method.quantization.bits}",
                 hint="set method.quantization.bits: 4",
             )
     elif method.quantization is not None:
-        yield SpecIssue(
+        yield Issue(
             "method.quantization",
             f"quantization is only used by technique qlora, not {method.technique.value}",
             hint="remove method.quantization or set method.technique: qlora",
@@ -198,14 +198,14 @@ def _qlora(spec: FineTuneSpec) -> Iterator[SpecIssue]:
 
 
 @rule
-def _zero3_qlora_storage(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _zero3_qlora_storage(spec: FineTuneSpec) -> Iterator[Issue]:
     method = spec.method
     quant = method.quantization
     if method.technique.value != "qlora" or method.deepspeed is None or method.deepspeed.stage != 3:
         return
     compute = spec.training.precision.value
     if quant is not None and quant.storage_dtype is not None and quant.storage_dtype != compute:
-        yield SpecIssue(
+        yield Issue(
             "method.quantization.storage_dtype",
             f"ZeRO-3 with QLoRA needs the quantized storage dtype to equal the compute dtype ({compute}), "
             f"got {quant.storage_dtype}",
@@ -214,9 +214,9 @@ def _zero3_qlora_storage(spec: FineTuneSpec) -> Iterator[SpecIssue]:
 
 
 @rule
-def _lora_with_full(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _lora_with_full(spec: FineTuneSpec) -> Iterator[Issue]:
     if spec.method.technique.value == "full" and spec.method.lora is not None:
-        yield SpecIssue(
+        yield Issue(
             "method.lora",
             "LoRA settings are given but technique is full (all weights are trained, no adapter)",
             hint="remove method.lora or pick technique lora, qlora or dora",
@@ -224,24 +224,24 @@ def _lora_with_full(spec: FineTuneSpec) -> Iterator[SpecIssue]:
 
 
 @rule
-def _deepspeed(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _deepspeed(spec: FineTuneSpec) -> Iterator[Issue]:
     ds = spec.method.deepspeed
     if ds is None:
         return
     if ds.offload_params and ds.stage != 3:
-        yield SpecIssue(
+        yield Issue(
             "method.deepspeed.offload_params",
             f"parameter offload needs ZeRO stage 3, got stage {ds.stage}",
             hint="set method.deepspeed.stage: 3 or offload_params: false",
         )
     if ds.offload_optimizer and ds.stage == 0:
-        yield SpecIssue(
+        yield Issue(
             "method.deepspeed.offload_optimizer",
             "optimizer offload needs ZeRO stage 1, 2 or 3, got stage 0",
             hint="set method.deepspeed.stage: 2",
         )
     if spec.target.kind.value in ("serverless", "finetuning-job"):
-        yield SpecIssue(
+        yield Issue(
             "method.deepspeed",
             f"target.kind {spec.target.kind.value} chooses its own distribution; DeepSpeed cannot be set",
             hint="remove method.deepspeed, or use target.kind: command to control DeepSpeed",
@@ -249,12 +249,12 @@ def _deepspeed(spec: FineTuneSpec) -> Iterator[SpecIssue]:
 
 
 @rule
-def _precision_vs_gpu(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _precision_vs_gpu(spec: FineTuneSpec) -> Iterator[Issue]:
     sku = _sku(spec)
     if sku is None or sku.gpus == 0:
         return
     if spec.training.precision.value == "bf16" and sku.compute_capability < 8.0:
-        yield SpecIssue(
+        yield Issue(
             "training.precision",
             f"bf16 needs a GPU of compute capability ≥ 8.0; {sku.name} has {sku.gpu} "
             f"(compute capability {sku.compute_capability})",
@@ -263,7 +263,7 @@ def _precision_vs_gpu(spec: FineTuneSpec) -> Iterator[SpecIssue]:
 
 
 @rule
-def _instance_type_known(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _instance_type_known(spec: FineTuneSpec) -> Iterator[Issue]:
     from azfinetune.catalog import get_sku
 
     names = [
@@ -277,17 +277,17 @@ def _instance_type_known(spec: FineTuneSpec) -> Iterator[SpecIssue]:
         try:
             get_sku(name)
         except CatalogError as error:
-            yield SpecIssue(path, error.message, hint=error.hint)
+            yield Issue(path, error.message, hint=error.hint)
 
 
 @rule
-def _gpus_per_node(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _gpus_per_node(spec: FineTuneSpec) -> Iterator[Issue]:
     sku = _sku(spec)
     wanted = spec.target.gpus_per_node
     if sku is None or wanted is None:
         return
     if wanted > sku.gpus:
-        yield SpecIssue(
+        yield Issue(
             "target.gpus_per_node",
             f"{sku.name} has {sku.gpus} GPU(s), got gpus_per_node {wanted}",
             hint=f"set gpus_per_node ≤ {sku.gpus} or pick a larger SKU",
@@ -295,26 +295,26 @@ def _gpus_per_node(spec: FineTuneSpec) -> Iterator[SpecIssue]:
 
 
 @rule
-def _target_shape(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _target_shape(spec: FineTuneSpec) -> Iterator[Issue]:
     target = spec.target
     kind = target.kind.value
     if kind == "serverless":
         for key in ("compute", "instance_type", "instance_types", "job_tier"):
             if getattr(target, key):
-                yield SpecIssue(
+                yield Issue(
                     f"target.{key}",
                     "serverless fine-tuning runs on the service's compute; no compute can be set",
                     hint="use target.kind: finetuning-job to run the same job on your own compute, "
                     "or target.kind: command",
                 )
     if kind in ("command", "pipeline", "registry-pipeline") and not target.compute:
-        yield SpecIssue(
+        yield Issue(
             "target.compute",
             f"target.kind {kind} needs an AmlCompute cluster name",
             hint="set target.compute to your GPU cluster (az ml compute list)",
         )
     if kind == "finetuning-job" and not (target.compute or target.instance_types):
-        yield SpecIssue(
+        yield Issue(
             "target.compute",
             "a finetuning-job needs a compute cluster or instance_types",
             hint="set target.compute, or target.instance_types: [Standard_NC24ads_A100_v4]",
@@ -322,7 +322,7 @@ def _target_shape(spec: FineTuneSpec) -> Iterator[SpecIssue]:
     if kind == "local":
         for key in ("compute", "instance_type", "instance_types", "cpu_compute", "cpu_instance_type"):
             if getattr(target, key):
-                yield SpecIssue(
+                yield Issue(
                     f"target.{key}",
                     "the local backend runs on this machine; remove Azure compute settings",
                     hint="or set target.kind: command to run on that cluster",
@@ -330,27 +330,27 @@ def _target_shape(spec: FineTuneSpec) -> Iterator[SpecIssue]:
     if kind not in ("finetuning-job",) and (target.instance_types or target.job_tier):
         key = "instance_types" if target.instance_types else "job_tier"
         if kind != "serverless":
-            yield SpecIssue(f"target.{key}", f"only used by target.kind finetuning-job, not {kind}")
+            yield Issue(f"target.{key}", f"only used by target.kind finetuning-job, not {kind}")
     if kind not in ("pipeline", "registry-pipeline", "local") and (
         target.cpu_compute or target.cpu_instance_type
     ):
         key = "cpu_compute" if target.cpu_compute else "cpu_instance_type"
-        yield SpecIssue(
+        yield Issue(
             f"target.{key}", f"only used by target.kind pipeline and registry-pipeline, not {kind}"
         )
     if target.component_version != "latest" and kind != "registry-pipeline":
-        yield SpecIssue("target.component_version", f"only used by target.kind registry-pipeline, not {kind}")
+        yield Issue("target.component_version", f"only used by target.kind registry-pipeline, not {kind}")
 
 
 @rule
-def _distributed(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _distributed(spec: FineTuneSpec) -> Iterator[Issue]:
     target = spec.target
     kind = target.kind.value
     sku = _sku(spec)
     gpus = target.gpus_per_node if target.gpus_per_node is not None else (sku.gpus if sku else 1)
     if kind == "local":
         if target.nodes > 1:
-            yield SpecIssue(
+            yield Issue(
                 "target.nodes",
                 f"the local backend runs on one machine, got nodes {target.nodes}",
                 hint="use target.kind: command for multi-node training",
@@ -358,20 +358,20 @@ def _distributed(spec: FineTuneSpec) -> Iterator[SpecIssue]:
         elif (target.gpus_per_node or 0) > 1:
             available = _local_gpu_count()
             if available < (target.gpus_per_node or 0):
-                yield SpecIssue(
+                yield Issue(
                     "target.gpus_per_node",
                     f"{target.gpus_per_node} GPUs requested but this machine has {available}",
                     hint="remove gpus_per_node for a single-process local run",
                 )
     elif kind == "serverless" and (target.nodes > 1 or target.gpus_per_node):
         key = "nodes" if target.nodes > 1 else "gpus_per_node"
-        yield SpecIssue(f"target.{key}", "serverless fine-tuning chooses its own GPUs")
+        yield Issue(f"target.{key}", "serverless fine-tuning chooses its own GPUs")
     elif target.nodes * max(gpus, 1) > 1 and sku is not None and sku.gpus == 0:
-        yield SpecIssue("target.instance_type", f"{sku.name} has no GPU for distributed training")
+        yield Issue("target.instance_type", f"{sku.name} has no GPU for distributed training")
 
 
 @rule
-def _serverless(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _serverless(spec: FineTuneSpec) -> Iterator[Issue]:
     kind = spec.target.kind.value
     if kind not in ("serverless", "finetuning-job"):
         return
@@ -385,67 +385,67 @@ def _serverless(spec: FineTuneSpec) -> Iterator[SpecIssue]:
             offered = [
                 m.alias for m in list_models() if m.serverless is not None and m.serverless.retired is None
             ]
-            yield SpecIssue(
+            yield Issue(
                 "model",
                 f"{name} is not offered for serverless fine-tuning",
                 hint=f"models with serverless fine-tuning: {', '.join(offered) or 'none in the catalog'}; "
                 "or fine-tune this model on your own compute with target.kind: finetuning-job or command",
             )
         elif spec.task.value not in info.serverless.tasks:
-            yield SpecIssue(
+            yield Issue(
                 "task",
                 f"serverless fine-tuning of {info.display_name} supports {', '.join(info.serverless.tasks)}, "
                 f"not {spec.task.value}",
                 hint="use target.kind: command to fine-tune this model for other tasks on your own compute",
             )
     elif info is None and model_kind(spec.model) != "registry":
-        yield SpecIssue(
+        yield Issue(
             "model",
             f"a finetuning-job fine-tunes an Azure ML registry model; {spec.model} is not one",
             hint="use a catalog alias or azureml://registries/<registry>/models/<name>/versions/<v>, "
             "or target.kind: command for other models",
         )
     if spec.task.value not in ("chat-completion", "text-completion") and kind == "finetuning-job":
-        yield SpecIssue("task", "Azure fine-tuning jobs support chat-completion and text-completion here")
+        yield Issue("task", "Azure fine-tuning jobs support chat-completion and text-completion here")
     # Azure's fine-tuning code picks the technique (LoRA) and its settings; azfinetune must not pretend otherwise.
     if spec.method.technique.value not in ("lora",):
-        yield SpecIssue(
+        yield Issue(
             "method.technique",
             f"{what} chooses the technique itself (LoRA); {spec.method.technique.value} cannot be set",
             hint="remove method.technique, or use target.kind: command for qlora/dora/full",
         )
     if spec.method.quantization is not None:
-        yield SpecIssue("method.quantization", f"{what} does not take a quantization setting")
+        yield Issue("method.quantization", f"{what} does not take a quantization setting")
     if spec.method.lora is not None:
-        yield SpecIssue(
+        yield Issue(
             "method.lora",
             f"{what} chooses the adapter settings itself",
             hint="remove method.lora, or use target.kind: command to set r/alpha/target modules",
         )
     if "optimizer" in spec.method.model_fields_set:
-        yield SpecIssue(
+        yield Issue(
             "method.optimizer", f"{what} chooses the optimizer itself", hint="remove method.optimizer"
         )
     # Only train and validation files reach the service, as JSONL in its own format.
     if spec.data.test is not None:
-        yield SpecIssue(
+        yield Issue(
             "data.test",
             f"{what} takes training and validation data only",
             hint="remove data.test or evaluate it afterwards",
         )
     if spec.data.columns is not None:
-        yield SpecIssue(
+        yield Issue(
             "data.columns",
             f"{what} reads its fixed JSONL format ('messages' for chat, 'prompt'/'completion' for text); "
             "columns cannot be renamed",
             hint="rename the keys in the data files and remove data.columns",
         )
     if spec.secrets:
-        yield SpecIssue("secrets", f"{what} runs Azure's own code; secrets cannot be passed to it")
+        yield Issue("secrets", f"{what} runs Azure's own code; secrets cannot be passed to it")
     if "environment" in spec.model_fields_set:
-        yield SpecIssue("environment", f"{what} runs in Azure's own environment; remove environment")
+        yield Issue("environment", f"{what} runs in Azure's own environment; remove environment")
     if spec.register is not None and spec.register.min_eval:
-        yield SpecIssue(
+        yield Issue(
             "register.min_eval",
             f"{what} registers the model itself, whatever its evaluation",
             hint="remove min_eval, or use target.kind: pipeline for a gated registration",
@@ -453,14 +453,14 @@ def _serverless(spec: FineTuneSpec) -> Iterator[SpecIssue]:
     for key in ("priority", "max_run_minutes"):
         if key in spec.target.model_fields_set:
             tier = " (use target.job_tier: spot for low priority)" if kind == "finetuning-job" else ""
-            yield SpecIssue(f"target.{key}", f"{what} does not take this setting{tier}")
+            yield Issue(f"target.{key}", f"{what} does not take this setting{tier}")
     if kind == "finetuning-job":
         for key in ("nodes", "gpus_per_node"):
             if key in spec.target.model_fields_set:
-                yield SpecIssue(f"target.{key}", f"{what} chooses its own nodes and GPUs on the compute")
+                yield Issue(f"target.{key}", f"{what} chooses its own nodes and GPUs on the compute")
     allowed = set(SERVERLESS_HYPERPARAMETERS)
     for key in sorted(spec.training.model_fields_set - allowed):
-        yield SpecIssue(
+        yield Issue(
             f"training.{key}",
             f"{what} does not take this setting",
             hint=f"it takes only {', '.join(sorted(allowed))}; use target.kind: command for full control",
@@ -471,13 +471,13 @@ def _serverless(spec: FineTuneSpec) -> Iterator[SpecIssue]:
         # 0-10 of the model's default); the spec's own bound (0, 0.1] applies.
         training = spec.training
         if not 1 <= training.epochs <= 10 or training.epochs != int(training.epochs):
-            yield SpecIssue(
+            yield Issue(
                 "training.epochs",
                 f"serverless fine-tuning takes 1-10 whole epochs, got {training.epochs:g}",
                 hint="set training.epochs to a whole number from 1 to 10",
             )
         if not 1 <= training.per_device_batch_size <= 32:
-            yield SpecIssue(
+            yield Issue(
                 "training.per_device_batch_size",
                 f"serverless fine-tuning takes a batch size of 1-32, got {training.per_device_batch_size}",
                 hint="set training.per_device_batch_size from 1 to 32",
@@ -485,24 +485,24 @@ def _serverless(spec: FineTuneSpec) -> Iterator[SpecIssue]:
 
 
 @rule
-def _registry_pipeline(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _registry_pipeline(spec: FineTuneSpec) -> Iterator[Issue]:
     if spec.target.kind.value != "registry-pipeline":
         return
     technique = spec.method.technique.value
     if technique not in REGISTRY_PIPELINE_TECHNIQUES:
-        yield SpecIssue(
+        yield Issue(
             "method.technique",
             f"the registry's <task>_pipeline components cannot do {technique} (they offer LoRA or full)",
             hint="use target.kind: command to run qlora or dora with this project's training code",
         )
     if model_kind(spec.model) == "local":
-        yield SpecIssue("model", "registry pipelines need a registry or Hugging Face model")
+        yield Issue("model", "registry pipelines need a registry or Hugging Face model")
 
 
 @rule
-def _onnxruntime(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _onnxruntime(spec: FineTuneSpec) -> Iterator[Issue]:
     if spec.method.onnxruntime and spec.target.kind.value != "registry-pipeline":
-        yield SpecIssue(
+        yield Issue(
             "method.onnxruntime",
             f"only the registry pipelines take apply_ort, not target.kind {spec.target.kind.value}",
             hint="remove it; ONNX Runtime training is not released any more (export to ONNX for inference instead)",
@@ -510,13 +510,13 @@ def _onnxruntime(spec: FineTuneSpec) -> Iterator[SpecIssue]:
 
 
 @rule
-def _sequence_length(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _sequence_length(spec: FineTuneSpec) -> Iterator[Issue]:
     info = _catalog_model(spec)
     if info is None:
         return
     limit = info.architecture.max_position_embeddings
     if spec.training.max_seq_length > limit:
-        yield SpecIssue(
+        yield Issue(
             "training.max_seq_length",
             f"{info.display_name} has a context of {limit} tokens, got max_seq_length {spec.training.max_seq_length}",
             hint=f"set max_seq_length ≤ {limit}, or use a long-context variant of the model",
@@ -524,7 +524,7 @@ def _sequence_length(spec: FineTuneSpec) -> Iterator[SpecIssue]:
 
 
 @rule
-def _target_modules(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _target_modules(spec: FineTuneSpec) -> Iterator[Issue]:
     lora = spec.method.lora
     info = _catalog_model(spec)
     if lora is None or info is None or not isinstance(lora.target_modules, list) or not info.linear_modules:
@@ -535,7 +535,7 @@ def _target_modules(spec: FineTuneSpec) -> Iterator[SpecIssue]:
             from azfinetune.spec._errors import did_you_mean
 
             hint = did_you_mean(name, known) or f"{info.display_name} has: {', '.join(sorted(known))}"
-            yield SpecIssue(
+            yield Issue(
                 f"method.lora.target_modules[{index}]",
                 f"{info.display_name} has no linear module {name!r}",
                 hint=hint,
@@ -543,20 +543,20 @@ def _target_modules(spec: FineTuneSpec) -> Iterator[SpecIssue]:
 
 
 @rule
-def _data_refs(spec: FineTuneSpec) -> Iterator[SpecIssue]:
+def _data_refs(spec: FineTuneSpec) -> Iterator[Issue]:
     for role, ref in spec.data.files().items():
         path = f"data.{role}"
         if ref.startswith("azureml:") and not ref.startswith("azureml://"):
             if "@" in ref:
                 continue
             if not re.fullmatch(r"azureml:[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+", ref):
-                yield SpecIssue(
+                yield Issue(
                     path, f"{ref!r} is not a data asset reference", hint="use azureml:<name>:<version>"
                 )
         elif ref.startswith(("http://",)):
-            yield SpecIssue(path, "plain http is refused", hint="use https:// or a registered data asset")
+            yield Issue(path, "plain http is refused", hint="use https:// or a registered data asset")
         elif spec.target.kind.value == "local" and ref.startswith(("azureml:", "https://")):
-            yield SpecIssue(
+            yield Issue(
                 path, "the local backend reads local files only", hint="download the file and point to it"
             )
 
@@ -564,10 +564,10 @@ def _data_refs(spec: FineTuneSpec) -> Iterator[SpecIssue]:
 # -- warnings --------------------------------------------------------------------------------------
 
 
-def spec_warnings(spec: FineTuneSpec, *, today: dt.date | None = None) -> list[SpecIssue]:
+def spec_warnings(spec: FineTuneSpec, *, today: dt.date | None = None) -> list[Issue]:
     """Things worth telling the user that do not stop the job."""
     today = today or dt.date.today()
-    warnings: list[SpecIssue] = []
+    warnings: list[Issue] = []
     info = _catalog_model(spec)
     if spec.target.kind.value == "serverless" and info is not None and info.serverless is not None:
         status = info.serverless_status(today)
@@ -575,7 +575,7 @@ def spec_warnings(spec: FineTuneSpec, *, today: dt.date | None = None) -> list[S
             when = info.serverless.retired if status == "retired" else info.serverless.deprecated
             alternative = info.serverless.alternative or "phi-4-mini-instruct"
             warnings.append(
-                SpecIssue(
+                Issue(
                     "model",
                     f"serverless fine-tuning of {info.display_name} was {status} on {when}",
                     hint=f"use model: {alternative} (serverless), or the same model on your own compute with "
@@ -586,7 +586,7 @@ def spec_warnings(spec: FineTuneSpec, *, today: dt.date | None = None) -> list[S
     sku = _sku(spec)
     if sku is not None and sku.is_retired(today):
         warnings.append(
-            SpecIssue(
+            Issue(
                 "target.instance_type",
                 f"Azure retired the {sku.name} VM size on {sku.retirement_date}; new clusters cannot use it",
                 hint="pick a current size (azfinetune plan lists them with prices)",
@@ -595,7 +595,7 @@ def spec_warnings(spec: FineTuneSpec, *, today: dt.date | None = None) -> list[S
         )
     if spec.method.onnxruntime and spec.target.kind.value == "registry-pipeline":
         warnings.append(
-            SpecIssue(
+            Issue(
                 "method.onnxruntime",
                 "apply_ort is passed, but Azure's fine-tune code has ignored it since October 2023: no effect today",
                 severity="warning",
@@ -607,7 +607,7 @@ def spec_warnings(spec: FineTuneSpec, *, today: dt.date | None = None) -> list[S
         and _local_gpu_count() == 0
     ):
         warnings.append(
-            SpecIssue(
+            Issue(
                 "method.technique",
                 "QLoRA needs a CUDA GPU (bitsandbytes); this machine has none, so a local run will fail",
                 hint="try technique: lora locally, qlora on Azure",
@@ -617,16 +617,16 @@ def spec_warnings(spec: FineTuneSpec, *, today: dt.date | None = None) -> list[S
     return warnings
 
 
-def file_issues(spec: FineTuneSpec) -> list[SpecIssue]:
+def file_issues(spec: FineTuneSpec) -> list[Issue]:
     """Local files the spec names that do not exist (checked by validate, build, submit and run)."""
-    issues: list[SpecIssue] = []
+    issues: list[Issue] = []
     for role, ref in spec.data.local_files().items():
         path = spec.resolve_path(ref)
         if not path.is_file():
             what = "is a folder, not a file" if path.is_dir() else "does not exist"
             line_col = spec.position(f"data.{role}")
             issues.append(
-                SpecIssue(
+                Issue(
                     f"data.{role}",
                     f"{path} {what}",
                     file=spec.source,
@@ -642,7 +642,7 @@ def file_issues(spec: FineTuneSpec) -> list[SpecIssue]:
         if not folder.is_dir() and not _project_path(env).is_dir():
             line_col = spec.position("environment")
             issues.append(
-                SpecIssue(
+                Issue(
                     "environment",
                     f"environment folder {env} not found",
                     file=spec.source,
