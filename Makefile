@@ -18,6 +18,7 @@ check: lint types test
 lint:
 	$(PY) -m ruff check $(SRC)
 	$(PY) -m ruff format --check $(SRC)
+	$(VENV)/bin/lint-imports
 
 types:
 	$(PY) -m mypy

@@ -6,7 +6,10 @@
     │   ├── CatalogError            an unknown model alias or GPU SKU
     │   ├── DataError               a training/validation file failed its checks
     │   ├── PlanError               a spec cannot be planned (e.g. a model with no architecture numbers)
-    │   ├── BuildError              a spec cannot become an Azure ML job (e.g. a technique a target cannot do)
+    │   ├── BuildError              an internal fault while building a job (validate refuses every user error first)
+    │   ├── OfferError              the service does not offer this where the job would go, or no longer
+    │   │   ├── ServerlessRegionError   the workspace's region has no serverless fine-tuning of the model
+    │   │   └── ServerlessRetiredError  Azure retired the model's serverless offer (submit --allow-retired)
     │   └── LocalRunError           the local backend cannot start (missing extra, model not cached, ...)
     └── ServiceError                Azure (or the local run) failed: the CLI exits 1
         ├── AuthError               401/403: which identity, which role is missing
@@ -42,9 +45,12 @@ __all__ = [
     "JobFailedError",
     "LocalRunError",
     "NotFoundError",
+    "OfferError",
     "PlanError",
     "QuotaError",
     "RunInterrupted",
+    "ServerlessRegionError",
+    "ServerlessRetiredError",
     "ServiceError",
     "Severity",
     "SpecError",
@@ -175,6 +181,22 @@ class BuildError(UserInputError):
     def __init__(self, message: str, *, path: str | None = None, hint: str | None = None) -> None:
         super().__init__(f"{path}: {message}" if path else message, hint=hint)
         self.path = path
+
+
+class OfferError(UserInputError):
+    """The service does not offer this where the job would go (found at submit, before anything is created)."""
+
+    def __init__(self, message: str, *, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(f"{path}: {message}" if path else message, hint=hint)
+        self.path = path
+
+
+class ServerlessRegionError(OfferError):
+    """The workspace is in a region where the model's serverless fine-tuning is not offered."""
+
+
+class ServerlessRetiredError(OfferError):
+    """Azure retired the model's serverless fine-tuning; the user did not pass --allow-retired."""
 
 
 class LocalRunError(UserInputError):

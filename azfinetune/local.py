@@ -14,17 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from azfinetune.build._common import job_name
-from azfinetune.build._paths import job_code_dir
-from azfinetune.build.entrypoint import (
+from azfinetune.errors import JobFailedError, LocalRunError, RunInterrupted
+from azfinetune.spec import FineTuneSpec
+from azfinetune.targets import (
     ENTRYPOINT_MODULE,
+    deepspeed_config,
     entrypoint_args,
     entrypoint_inputs,
     entrypoint_outputs,
+    job_code_dir,
+    job_name,
 )
-from azfinetune.errors import JobFailedError, LocalRunError, RunInterrupted
-from azfinetune.spec import FineTuneSpec, model_kind
-from azfinetune.spec._rules import _hf_cached, _local_gpu_count, huggingface_cache_dir
+from azfinetune.targets.local import local_gpu_count, local_model_source, preflight
 
 __all__ = [
     "PROGRESS_PREFIX",
@@ -94,33 +95,24 @@ def check_train_extra() -> None:
 
 def _model_input(spec: FineTuneSpec, *, allow_download: bool) -> str:
     """A local folder path, or an hf id that is in the Hugging Face cache (or may be downloaded)."""
-    kind = model_kind(spec.model)
-    if kind == "local":
-        folder = spec.resolve_path(spec.model).resolve()
+    problems = preflight(spec, allow_download=allow_download)
+    if problems:
+        first = problems[0]
+        raise LocalRunError(f"{first.path}: {first.message}", hint=first.hint)
+    source, where = local_model_source(spec)
+    if source == "folder" and where is not None:
+        folder = Path(where).resolve()
         if not (folder / "config.json").is_file():
             raise LocalRunError(
                 f"model: no model at {folder} (no config.json there)",
                 hint="point model at a folder saved with save_pretrained, or run `azfinetune demo`",
             )
         return str(folder)
-    if kind == "hf":
-        hf_id = spec.model[3:]
-    else:
-        from azfinetune.catalog import find_model
-
-        info = find_model(spec.model)
-        if info is None or not info.hf_id:
-            raise LocalRunError(
-                f"model: the local backend cannot load {spec.model}",
-                hint="use a local folder or hf:<org>/<name>",
-            )
-        hf_id = info.hf_id
-    if not allow_download and not _hf_cached(hf_id):
-        raise LocalRunError(
-            f"model: {hf_id} is not in the Hugging Face cache ({huggingface_cache_dir()})",
-            hint=f"fetch it once with `huggingface-cli download {hf_id}`, or pass --allow-download",
-        )
-    return hf_id
+    if source == "hf" and where is not None:
+        return str(where)
+    raise LocalRunError(
+        f"model: the local backend cannot load {spec.model}", hint="use a local folder or hf:<org>/<name>"
+    )
 
 
 def _new_run_dir(root: Path, name: str) -> tuple[str, Path]:
@@ -172,15 +164,13 @@ def prepare_local_run(
     name = job_name(spec)
     run_id, run_dir = _new_run_dir(Path(outputs_root or Path.cwd() / "outputs").resolve(), name)
     if "deepspeed" in entrypoint_inputs(spec):
-        from azfinetune.build.deepspeed import deepspeed_config
-
         config = run_dir / "deepspeed.json"
         config.write_text(json.dumps(deepspeed_config(spec), indent=2, sort_keys=True))
         inputs["deepspeed"] = str(config)
     outputs = {role: str(run_dir / role) for role in entrypoint_outputs(spec)}
     args = entrypoint_args(spec, inputs=inputs, outputs=outputs)
-    gpus = spec.target.gpus_per_node or 0
-    if gpus > 1 and _local_gpu_count() >= gpus:
+    gpus = spec.target.resources().gpus_per_node or 0
+    if gpus > 1 and local_gpu_count() >= gpus:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}"]
     else:
         launcher = [sys.executable]

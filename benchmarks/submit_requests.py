@@ -60,9 +60,9 @@ def _computes(spec_path: Path) -> dict[str, str]:
 
 
 def run(spec_path: Path) -> dict[str, dict[str, Any]]:
-    from azfinetune.build import build_job, job_name
     from azfinetune.client import FineTuneClient, _submittable
     from azfinetune.spec import load_spec
+    from azfinetune.targets import build_job, job_name
     from azfinetune.testing import FakeWorkspace
 
     computes = _computes(spec_path)

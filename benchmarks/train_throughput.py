@@ -1,6 +1,6 @@
 """Training tokens/s of the entry point (`python -m finetune`) vs a plain TRL SFTTrainer script, and their ratio.
 
-Both train the same tiny Phi-3 (azfinetune.testing.tiny_model) on the same chat data with the same settings
+Both train the same tiny Phi-3 (azfinetune.tiny_model) on the same chat data with the same settings
 (LoRA, steps, batch, sequence length, optimizer, precision, seed), in fresh processes, alternating, and report
 the median of tokens / train_runtime as the Trainer measures it (wall clock), and of tokens per CPU second
 of the training loop, and the steady state between the first and the last logging step (start-up excluded).
@@ -213,7 +213,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT))
-    from azfinetune.testing.tiny_model import make_chat_dataset, make_tiny_phi3
+    from azfinetune.tiny_model import make_chat_dataset, make_tiny_phi3
 
     settings = _settings(ns)
     env = _env(ns.threads)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from azfinetune.testing.tiny_model import make_chat_dataset, make_tiny_phi3
+from azfinetune.tiny_model import make_chat_dataset, make_tiny_phi3
 
 work, hidden, layers = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 if torch.cuda.is_available():

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from azfinetune.errors import SpecError
+from azfinetune.spec import FineTuneSpec
+from azfinetune.targets import check_spec
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "jobs" / "examples"
 
@@ -34,3 +38,17 @@ def write_spec(tmp_path: Path, chat_file: Path):  # type: ignore[no-untyped-def]
         return path
 
     return write
+
+
+def checked(spec: object, **kwargs: object) -> FineTuneSpec:
+    """load_spec + every offline check (`validate` without the data): the spec, or the SpecError."""
+    report = check_spec(spec, data=False, **kwargs)  # type: ignore[arg-type]
+    report.raise_for_errors()
+    return report.spec
+
+
+def refused(spec: object, **kwargs: object) -> SpecError:
+    """The SpecError the offline checks raise for a spec (fails the test when they accept it)."""
+    with pytest.raises(SpecError) as caught:
+        checked(spec, **kwargs)
+    return caught.value

@@ -2,53 +2,48 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
 from azfinetune._version import __version__
 from azfinetune.cli._app import run_with_boundary
+from azfinetune.cli.build import build
+from azfinetune.cli.cancel import cancel
+from azfinetune.cli.data_cmd import data
+from azfinetune.cli.demo import demo
+from azfinetune.cli.deploy import deploy
+from azfinetune.cli.list_cmd import list_jobs
+from azfinetune.cli.logs import logs
+from azfinetune.cli.plan import plan
+from azfinetune.cli.report import report
+from azfinetune.cli.run import run
+from azfinetune.cli.status import status
+from azfinetune.cli.submit import submit
+from azfinetune.cli.validate import validate
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMANDS", "cli", "main"]
 
-# name -> "module:attribute"; modules import their heavy dependencies inside the command, so --help is instant.
-COMMANDS: dict[str, str] = {
-    "build": "azfinetune.cli.build:build",
-    "cancel": "azfinetune.cli.cancel:cancel",
-    "data": "azfinetune.cli.data_cmd:data",
-    "demo": "azfinetune.cli.demo:demo",
-    "deploy": "azfinetune.cli.deploy:deploy",
-    "list": "azfinetune.cli.list_cmd:list_jobs",
-    "logs": "azfinetune.cli.logs:logs",
-    "plan": "azfinetune.cli.plan:plan",
-    "report": "azfinetune.cli.report:report",
-    "run": "azfinetune.cli.run:run",
-    "status": "azfinetune.cli.status:status",
-    "submit": "azfinetune.cli.submit:submit",
-    "validate": "azfinetune.cli.validate:validate",
+#: Every command, by name (sorted). Each module imports azure.ai.ml, torch and transformers inside the command
+#: only, so `--help` and the offline commands stay fast.
+COMMANDS: dict[str, click.Command] = {
+    "build": build,
+    "cancel": cancel,
+    "data": data,
+    "demo": demo,
+    "deploy": deploy,
+    "list": list_jobs,
+    "logs": logs,
+    "plan": plan,
+    "report": report,
+    "run": run,
+    "status": status,
+    "submit": submit,
+    "validate": validate,
 }
 
 
-class LazyGroup(click.Group):
-    """Loads a command's module only when that command (or the command list) is needed."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, _, attribute = target.partition(":")
-        command = getattr(importlib.import_module(module_name), attribute)
-        assert isinstance(command, click.Command)
-        return command
-
-
-@click.group(
-    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
-)
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="azfinetune")
 def cli() -> None:
     """Fine-tune language models on Azure Machine Learning from one spec file.
@@ -60,6 +55,10 @@ def cli() -> None:
       azfinetune plan SPEC                    memory, fit, time and cost before you pay
       azfinetune submit SPEC                  submit to Azure ML (once: repeats return the same job)
     """
+
+
+for _name, _command in COMMANDS.items():
+    cli.add_command(_command, _name)
 
 
 def main() -> None:

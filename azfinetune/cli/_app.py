@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from azfinetune.errors import AzFineTuneError, SpecError, Issue
+from azfinetune.errors import AzFineTuneError, Issue, SpecError
 
 __all__ = ["Application", "run_with_boundary"]
 

@@ -34,7 +34,7 @@ def build(
     app: Application, spec: str, overrides: tuple[str, ...], output_format: str, output: str | None
 ) -> None:
     """Build the Azure ML job for SPEC without submitting it (offline)."""
-    from azfinetune.build.export import export_spec
+    from azfinetune.targets import export_spec
 
     target = Path(output) if output else None
     result = export_spec(

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from azfinetune.data._formats import TASKS
+from azfinetune.data import TASKS
 from azfinetune.errors import DataError
 
 __all__ = ["data", "parse_columns"]

@@ -30,9 +30,6 @@ def demo(app: Application, spec_path: Path | None, outputs: Path | None, overrid
     """Fine-tune a tiny Phi-3 on this machine, end to end, in a couple of minutes — no Azure account."""
     import yaml
 
-    from azfinetune.build import build_job
-    from azfinetune.build.export import export_job
-    from azfinetune.checks import check_spec
     from azfinetune.cli.plan import render_plan
     from azfinetune.cli.run import run_spec
     from azfinetune.local import check_train_extra
@@ -43,6 +40,7 @@ def demo(app: Application, spec_path: Path | None, outputs: Path | None, overrid
         quickstart_spec_path,
         write_quickstart_assets,
     )
+    from azfinetune.targets import build_job, check_spec, export_job
 
     started = time.perf_counter()
     check_train_extra()

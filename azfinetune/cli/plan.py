@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from azfinetune.cli._app import Application
+from azfinetune.data import validate_data
 from azfinetune.errors import AzFineTuneError
 
 if TYPE_CHECKING:
@@ -85,13 +85,7 @@ def _data_report(spec: FineTuneSpec, *, exact: bool) -> tuple[Any, str | None]:
     path = spec.resolve_path(ref)
     if not path.is_file():
         return None, None
-    try:
-        validate_data = getattr(importlib.import_module("azfinetune.data"), "validate_data", None)
-    except ImportError:
-        return None, None
-    if validate_data is None:
-        return None, None
-    local_model = spec.target.kind.value == "local" and "/" in spec.model and not spec.model.startswith("hf:")
+    local_model = spec.target.kind == "local" and "/" in spec.model and not spec.model.startswith("hf:")
     model = (str(spec.resolve_path(spec.model)) if local_model else spec.model) if exact else None
     try:
         report = validate_data(
@@ -100,7 +94,7 @@ def _data_report(spec: FineTuneSpec, *, exact: bool) -> tuple[Any, str | None]:
             model=model,
             max_seq_length=spec.training.max_seq_length,
             columns=spec.data.columns.as_dict() if spec.data.columns else None,
-            serverless=spec.target.kind.value == "serverless",
+            serverless=spec.target.resources().billing == "serverless",
             epochs=spec.training.epochs,
         )
     except (AzFineTuneError, OSError, ValueError) as error:

@@ -37,7 +37,7 @@ def run(
     dry_run: bool,
 ) -> None:
     """Run a spec's training locally — the same command line Azure ML would run (any MaaP spec)."""
-    from azfinetune.checks import check_spec
+    from azfinetune.targets import check_spec
 
     overrides_list = list(overrides)
     report = check_spec(spec_path, overrides=[*overrides_list, *_local_target(spec_path, overrides_list)])

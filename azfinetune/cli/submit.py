@@ -163,8 +163,8 @@ def _print_dry_run(app: Application, result: SubmittedJob, *, spec_path: str, as
 
 def _rest_body(job: Any) -> dict[str, Any] | None:
     """The REST body the job would be sent as (local paths relative to this folder); None if it cannot be shown."""
-    from azfinetune.build.export import rest_body
     from azfinetune.errors import AzFineTuneError
+    from azfinetune.targets import rest_body
 
     try:
         return rest_body(job, base_dir=Path.cwd())

@@ -24,7 +24,7 @@ from azfinetune.errors import AzFineTuneError
 @click.pass_obj
 def validate(app: Application, specs: tuple[str, ...], overrides: tuple[str, ...], no_data: bool) -> None:
     """Check one or more specs (and their data files) without touching Azure."""
-    from azfinetune.checks import check_spec
+    from azfinetune.targets import check_spec
 
     failed = 0
     for path in specs:
@@ -49,7 +49,7 @@ def validate(app: Application, specs: tuple[str, ...], overrides: tuple[str, ...
             spec = report.spec
             app.out.print(
                 f"[green]✓[/green] {escape(path)}: {spec.name} — {spec.task.value}, {escape(spec.model)}, "
-                f"{spec.method.technique.value}, target {spec.target.kind.value}"
+                f"{spec.method.technique.value}, target {spec.target.kind}"
             )
         else:
             failed += 1

@@ -170,6 +170,7 @@ class Plan:
     technique: str
     zero: str
     target_kind: str
+    billing: str
     sku: str | None
     gpu: str | None
     nodes: int
@@ -236,6 +237,7 @@ class Plan:
             "technique": self.technique,
             "zero": self.zero,
             "target_kind": self.target_kind,
+            "billing": self.billing,
             "sku": self.sku,
             "gpu": self.gpu,
             "nodes": self.nodes,
@@ -369,7 +371,7 @@ def _resolve_sku(spec: FineTuneSpec, sku: SkuLike | str | None) -> SkuLike | Non
     if sku is not None and not isinstance(sku, str):
         return sku
     # finetuning-job may list several sizes; the service picks one, so plan for the first.
-    name = sku or spec.target.instance_type or next(iter(spec.target.instance_types or []), None)
+    name = sku or spec.target.resources().instance_type
     if not name:
         return None
     try:
@@ -407,14 +409,15 @@ def plan(
     assume = assumptions or DEFAULT_ASSUMPTIONS
     spec = _spec_from(spec)
     shape = model_shape or resolve_model_shape(spec)
-    kind = spec.target.kind.value
+    kind = spec.target.kind
+    resources = spec.target.resources()
     vm = _resolve_sku(spec, sku)
     if vm is not None and vm.gpus == 0:
         raise PlanError(
             f"{vm.name} has no GPU", hint="pick a GPU VM size (azfinetune plan --instance-type ...)"
         )
-    nodes = spec.target.nodes if kind not in ("serverless", "local") else 1
-    gpn = spec.target.gpus_per_node or (vm.gpus if vm is not None else 1)
+    nodes = resources.nodes
+    gpn = resources.gpus_per_node or (vm.gpus if vm is not None else 1)
     warnings: list[str] = []
 
     probe = setup_from_spec(spec, shape, gpus_per_node=gpn, nodes=nodes)
@@ -431,7 +434,7 @@ def plan(
     gpu_fits = None if capacity is None else total <= capacity
     fits = None if gpu_fits is None else bool(gpu_fits and cpu_fits is not False)
     margin = None if capacity is None else (capacity - total) / capacity
-    local_ram = _machine_ram() if kind == "local" else None
+    local_ram = _machine_ram() if resources.on_this_machine else None
 
     # -- time and cost --
     flops = hours = gpu_hours = vm_hours = cost = mfu = tflops = None
@@ -448,7 +451,7 @@ def plan(
             gpu_hours = hours * setup.world_size
             vm_hours = hours * nodes
             cost = vm_hours * price if price is not None else None
-    per_1k = _serverless_price(spec) if kind == "serverless" else None
+    per_1k = _serverless_price(spec) if resources.billing == "serverless" else None
     if per_1k is not None and tokens.tokens is not None:
         cost = tokens.tokens / 1000 * per_1k  # the service bills trained tokens; only a catalog price counts
     cost_note = _cost_note(spec, vm, tokens, cost, price)
@@ -460,6 +463,7 @@ def plan(
         technique=setup.technique,
         zero=setup.zero_label,
         target_kind=kind,
+        billing=resources.billing,
         sku=vm.name if vm is not None else None,
         gpu=vm.gpu if vm is not None else None,
         nodes=nodes,
@@ -521,8 +525,8 @@ def predicted_peak_memory(
     setup = setup_from_spec(
         spec,
         shape,
-        gpus_per_node=gpus_per_node or spec.target.gpus_per_node or 1,
-        nodes=nodes or (spec.target.nodes if spec.target.kind.value != "local" else 1),
+        gpus_per_node=gpus_per_node or spec.target.resources().gpus_per_node or 1,
+        nodes=nodes or spec.target.resources().nodes,
     )
     memory = estimate_memory(shape, setup, assume)
     headroom = sum(i.bytes for i in memory.items if i.name == "fragmentation headroom")
@@ -550,13 +554,13 @@ def _serverless_price(spec: FineTuneSpec) -> float | None:
 def _cost_note(
     spec: FineTuneSpec, vm: SkuLike | None, tokens: TokenEstimate, cost: float | None, price: float | None
 ) -> str:
-    kind = spec.target.kind.value
-    if kind == "serverless":
+    resources = spec.target.resources()
+    if resources.billing == "serverless":
         per_1k = _serverless_price(spec)
         if per_1k is not None and cost is not None:
             return f"serverless: {per_1k:g} USD per 1K training tokens (catalog)"
         return "serverless: priced by the service per training token (see the Azure AI Foundry pricing page)"
-    if kind == "local":
+    if resources.billing == "none":
         return "local: no Azure cost"
     if vm is None:
         return "no VM size: set target.instance_type (or --instance-type) for time and cost"
@@ -568,7 +572,7 @@ def _cost_note(
     note = f"{price:g} USD/h per VM, {where}pay-as-you-go list price of {when} (indicative)"
     if cost is None and tokens.tokens is None:
         note += "; no token count, so no total"
-    if spec.target.priority.value == "low":
+    if resources.priority == "low":
         note += "; low-priority VMs are billed below this dedicated price"
     return note
 
@@ -804,12 +808,12 @@ class _Search:
         need = self.assume.min_margin
         verdict = result.verdict
         if vm is None:
-            if result.target_kind == "local" and result.local_ram is not None:
+            if result.billing == "none" and result.local_ram is not None:
                 recs.append(
                     f"local run: {_gib(result.total)} per GPU; a CPU run needs about the allocated "
                     f"{_gib(result.allocated)} of RAM, and this machine has {_gib(result.local_ram)}"
                 )
-            elif result.target_kind == "serverless":
+            elif result.billing == "serverless":
                 recs.append("serverless: the service picks the GPUs; memory is shown for reference only")
             else:
                 recs.append("no VM size: set target.instance_type (or --instance-type) to check the fit")
@@ -977,10 +981,9 @@ def _warnings(
             "`azfinetune data validate` for a count"
         )
     if vm is not None:
-        if spec.target.gpus_per_node and spec.target.gpus_per_node < vm.gpus:
-            out.append(
-                f"using {spec.target.gpus_per_node} of {vm.name}'s {vm.gpus} GPUs: the VM is billed whole"
-            )
+        wanted = spec.target.resources().gpus_per_node
+        if wanted and wanted < vm.gpus:
+            out.append(f"using {wanted} of {vm.name}'s {vm.gpus} GPUs: the VM is billed whole")
         retired = getattr(vm, "is_retired", None)
         if callable(retired) and retired():
             out.append(f"{vm.name} is retired by Azure; pick a current size")
@@ -989,14 +992,14 @@ def _warnings(
             out.append(f"{vm.name}: the catalog marks its price as unverified")
     if (
         result.hours is not None
-        and result.hours * 60 > spec.target.max_run_minutes
-        and spec.target.kind.value != "local"
+        and (limit := spec.target.resources().max_run_minutes) is not None
+        and result.hours * 60 > limit
     ):
         out.append(
-            f"the estimated {result.hours:.1f} h exceeds target.max_run_minutes ({spec.target.max_run_minutes}): "
+            f"the estimated {result.hours:.1f} h exceeds target.max_run_minutes ({limit}): "
             "the job would be stopped first"
         )
-    if result.target_kind == "local" and result.local_ram is not None and result.allocated > result.local_ram:
+    if result.billing == "none" and result.local_ram is not None and result.allocated > result.local_ram:
         out.append(
             f"a local run needs about {_gib(result.allocated)}, more than this machine's {_gib(result.local_ram)}"
         )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from azfinetune._hfcache import cached_config
 from azfinetune.errors import PlanError
 
 if TYPE_CHECKING:
@@ -327,17 +328,7 @@ def _llama_modules(
 
 def _hf_cache_config(hf_id: str) -> Path | None:
     """config.json of a model in the local Hugging Face cache (no download), newest snapshot first."""
-    from azfinetune.spec._rules import huggingface_cache_dir
-
-    snapshots = huggingface_cache_dir() / ("models--" + hf_id.replace("/", "--")) / "snapshots"
-    if not snapshots.is_dir():
-        return None
-    candidates = sorted(
-        (p / "config.json" for p in snapshots.iterdir() if (p / "config.json").is_file()),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    return candidates[0] if candidates else None
+    return cached_config(hf_id)
 
 
 def resolve_model_shape(spec: FineTuneSpec) -> ModelShape:

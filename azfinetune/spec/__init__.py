@@ -1,5 +1,6 @@
-"""The fine-tuning spec: strict pydantic models, load_spec() with file:line:column errors, and its rules."""
+"""The fine-tuning spec: strict pydantic models, load_spec() with file:line:column errors, structural rules."""
 
+from azfinetune.spec._errors import did_you_mean, format_path, split_path
 from azfinetune.spec._loader import apply_overrides, load_spec, parse_overrides, spec_from_dict
 from azfinetune.spec._models import (
     DataColumns,
@@ -11,43 +12,65 @@ from azfinetune.spec._models import (
     MethodSpec,
     Optimizer,
     Precision,
-    Priority,
     QuantizationSpec,
     RegisterSpec,
-    TargetKind,
-    TargetSpec,
     Task,
     Technique,
     TrainingSpec,
     WorkspaceSpec,
 )
-from azfinetune.spec._rules import SERVERLESS_HYPERPARAMETERS, file_issues, model_kind, spec_warnings
+from azfinetune.spec._rules import model_kind
+from azfinetune.spec._targets import (
+    TARGET_MODELS,
+    CommandTarget,
+    FinetuningJobTarget,
+    LocalTarget,
+    PipelineTarget,
+    Priority,
+    RegistryPipelineTarget,
+    ServerlessTarget,
+    TargetKind,
+    TargetModel,
+    TargetResources,
+    TargetSpec,
+    kinds_with_field,
+)
 
 __all__ = [
-    "SERVERLESS_HYPERPARAMETERS",
+    "TARGET_MODELS",
+    "CommandTarget",
     "DataColumns",
     "DataSpec",
     "DeepSpeedSpec",
     "FineTuneSpec",
+    "FinetuningJobTarget",
+    "LocalTarget",
     "LoraSpec",
     "LrScheduler",
     "MethodSpec",
     "Optimizer",
+    "PipelineTarget",
     "Precision",
     "Priority",
     "QuantizationSpec",
     "RegisterSpec",
+    "RegistryPipelineTarget",
+    "ServerlessTarget",
     "TargetKind",
+    "TargetModel",
+    "TargetResources",
     "TargetSpec",
     "Task",
     "Technique",
     "TrainingSpec",
     "WorkspaceSpec",
     "apply_overrides",
-    "file_issues",
+    "did_you_mean",
+    "format_path",
+    "kinds_with_field",
     "load_spec",
     "model_kind",
     "parse_overrides",
     "spec_from_dict",
-    "spec_warnings",
+    "split_path",
 ]

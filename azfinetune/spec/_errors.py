@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import enum
 import re
@@ -11,11 +12,22 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from azfinetune.errors import SpecError, Issue
+from azfinetune.errors import Issue, SpecError
 
 __all__ = ["did_you_mean", "format_path", "spec_error_from_validation", "split_path"]
 
 Loc = tuple[str | int, ...]
+
+# The model of the target kind an error is about, while that error's message is written.
+_TARGET_MODEL: contextvars.ContextVar[type[BaseModel] | None] = contextvars.ContextVar(
+    "azfinetune_target_model", default=None
+)
+
+
+def _target_model(kind: str | None) -> type[BaseModel] | None:
+    from azfinetune.spec._targets import TARGET_MODELS
+
+    return TARGET_MODELS.get(kind) if kind else None
 
 
 def format_path(loc: Loc) -> str:
@@ -46,14 +58,18 @@ def did_you_mean(word: str, choices: typing.Iterable[str]) -> str | None:
 
 
 def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
-    """The pydantic model class that holds the key at `loc` (its parent), following nested fields."""
+    """The pydantic model class that holds the key at `loc` (its parent), following nested fields; `target`
+    resolves to the model of the target kind named in the data (see `_target_model`)."""
     model: type[BaseModel] | None = root
-    for part in loc[:-1]:
+    for index, part in enumerate(loc[:-1]):
         if model is None or isinstance(part, int):
             continue
         field = model.model_fields.get(str(part))
         if field is None:
             return None
+        if model is root and part == "target" and index == 0:
+            model = _TARGET_MODEL.get()
+            continue
         model = _model_in(field.annotation)
     return model
 
@@ -86,8 +102,22 @@ def _enum_choices(root: type[BaseModel], loc: Loc) -> list[str]:
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> Loc:
-    # pydantic adds union-member tags such as 'list[str]' or "literal['auto']" to the loc; drop them.
-    return tuple(p for p in loc if isinstance(p, int) or not re.search(r"[\[\]()'\"]", str(p)))
+    # pydantic adds union-member tags such as 'list[str]' or "literal['auto']" to the loc, and the target kind
+    # (e.g. 'command') after 'target'; drop them.
+    from azfinetune.spec._targets import TARGET_MODELS
+
+    parts = [p for p in loc if isinstance(p, int) or not re.search(r"[\[\]()'\"]", str(p))]
+    if len(parts) > 1 and parts[0] == "target" and parts[1] in TARGET_MODELS:
+        del parts[1]
+    return tuple(parts)
+
+
+def _kind_in_loc(loc: tuple[Any, ...]) -> str | None:
+    from azfinetune.spec._targets import TARGET_MODELS
+
+    if len(loc) > 1 and loc[0] == "target" and loc[1] in TARGET_MODELS:
+        return str(loc[1])
+    return None
 
 
 def _got(value: Any) -> str:
@@ -103,6 +133,12 @@ def _message(error: Any, root: type[BaseModel], loc: Loc) -> tuple[str, str | No
     kind = error["type"]
     ctx = error.get("ctx") or {}
     value = error.get("input")
+    if kind == "extra_forbidden" and len(loc) == 2 and loc[0] == "target" and _TARGET_MODEL.get() is not None:
+        return _unknown_target_key(str(loc[1]))
+    if kind in ("union_tag_invalid", "union_tag_not_found") and loc == ("target",):
+        return _bad_target_kind(value)
+    if kind == "extra_forbidden" and loc in _MOVED_KEYS:
+        return f"unknown key {str(loc[-1])!r}", _MOVED_KEYS[loc]
     if kind == "extra_forbidden":
         model = _model_at(root, loc)
         choices = list(model.model_fields) if model else []
@@ -111,7 +147,7 @@ def _message(error: Any, root: type[BaseModel], loc: Loc) -> tuple[str, str | No
             hint = "known keys here: " + ", ".join(choices)
         return f"unknown key {str(loc[-1])!r}", hint
     if kind == "missing":
-        return "required key is missing", None
+        return "required key is missing", _MISSING_HINTS.get(loc)
     bounds = {
         "greater_than_equal": ("≥", "ge"),
         "greater_than": (">", "gt"),
@@ -142,6 +178,60 @@ def _message(error: Any, root: type[BaseModel], loc: Loc) -> tuple[str, str | No
     return f"{error.get('msg', 'invalid value')}, got {_got(value)}", None
 
 
+#: Keys that moved: where they are now.
+_MOVED_KEYS: dict[Loc, str] = {
+    (
+        "method",
+        "onnxruntime",
+    ): "it is target.apply_ort now (target.kind registry-pipeline only; no effect today)",
+}
+
+_MISSING_HINTS: dict[Loc, str] = {
+    (
+        "target",
+        "compute",
+    ): "set target.compute to your AmlCompute cluster (az ml compute list), or 'serverless'",
+    ("name",): "name the job: lowercase letters, digits, '-' and '_', starting with a letter",
+    (
+        "model",
+    ): "a catalog alias (azfinetune catalog), azureml://registries/..., hf:<org>/<name> or a local folder",
+    ("data", "train"): "the training file, relative to the spec's folder",
+}
+
+
+def _unknown_target_key(key: str) -> tuple[str, str | None]:
+    from azfinetune.spec._targets import kinds_with_field
+
+    model = _TARGET_MODEL.get()
+    kind = str(model.model_fields["kind"].default) if model is not None else "?"
+    others = [k for k in kinds_with_field(key) if k != kind]
+    own = [name for name in (model.model_fields if model is not None else {}) if name != "kind"]
+    if others:
+        hint = f"{key} is a key of target.kind {_and(others)}"
+    else:
+        hint = did_you_mean(key, [*own, "kind"]) or (
+            f"target.kind {kind} takes: {', '.join(own)}"
+            if own
+            else f"target.kind {kind} takes no other keys"
+        )
+    return f"unknown key {key!r} for target.kind {kind}", hint
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _bad_target_kind(value: Any) -> tuple[str, str | None]:
+    from azfinetune.spec._targets import TARGET_MODELS
+
+    kinds = list(TARGET_MODELS)
+    if not isinstance(value, dict):
+        return f"must be a mapping with a kind (one of {', '.join(kinds)}), got {_got(value)}", None
+    given = value.get("kind")
+    hint = did_you_mean(str(given), kinds) if isinstance(given, str) else None
+    return f"kind must be one of {', '.join(kinds)}; got {_got(given)}", hint
+
+
 def _collapse_union_errors(errors: list[Any]) -> list[Any]:
     """For `A | list[str]` fields pydantic reports one error per member; keep the most useful one."""
     by_field: dict[Loc, list[Any]] = {}
@@ -167,6 +257,16 @@ def spec_error_from_validation(
     issues: list[Issue] = []
     for item in _collapse_union_errors(list(error.errors())):
         loc = _clean_loc(item["loc"])
-        message, hint = _message(item, root, loc)
+        if item["type"] in ("union_tag_invalid", "union_tag_not_found") and loc == ("target",):
+            loc = ("target", "kind") if isinstance(item.get("input"), dict) else loc
+            message, hint = _bad_target_kind(item.get("input"))
+            issues.append(Issue(path=format_path(loc), message=message, hint=hint, file=file))
+            continue
+        kind = _kind_in_loc(item["loc"])
+        token = _TARGET_MODEL.set(_target_model(kind))
+        try:
+            message, hint = _message(item, root, loc)
+        finally:
+            _TARGET_MODEL.reset(token)
         issues.append(Issue(path=format_path(loc), message=message, hint=hint, file=file))
     return SpecError(issues, file=file)

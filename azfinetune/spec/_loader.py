@@ -10,10 +10,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from azfinetune.errors import SpecError, Issue
+from azfinetune.errors import Issue, SpecError
 from azfinetune.spec._errors import format_path, spec_error_from_validation, split_path
 from azfinetune.spec._models import FineTuneSpec
-from azfinetune.spec._rules import BASE_DIR
 
 __all__ = ["apply_overrides", "load_spec", "parse_overrides", "spec_from_dict"]
 
@@ -123,8 +122,11 @@ def _locate(error: SpecError, positions: Positions, file: str | None, overridden
         probe = loc
         while probe and probe not in positions:
             probe = probe[:-1]
-        line, column = positions.get(probe, (1, 1))
-        located.append(dataclasses.replace(issue, file=file, line=line, column=column))
+        if positions:
+            line, column = positions.get(probe, (1, 1))
+            located.append(dataclasses.replace(issue, file=file, line=line, column=column))
+        else:
+            located.append(dataclasses.replace(issue, file=file))
     located.sort(key=lambda i: (i.line or 0, i.column or 0))
     return SpecError(located, file=file)
 
@@ -141,7 +143,6 @@ def spec_from_dict(
     overridden = {split_path(k) for k in (overrides or {})}
     raw = apply_overrides(dict(data), overrides or {})
     base = (base_dir or Path.cwd()).resolve()
-    token = BASE_DIR.set(base)
     try:
         spec = FineTuneSpec.model_validate(raw)
     except ValidationError as error:
@@ -150,8 +151,6 @@ def spec_from_dict(
         ) from None
     except SpecError as error:
         raise _locate(error, positions or {}, source, overridden) from None
-    finally:
-        BASE_DIR.reset(token)
     spec.with_base_dir(base, source=source)
     spec._positions = dict(positions or {})
     return spec
@@ -174,9 +173,7 @@ def load_spec(
     except IsADirectoryError:
         raise SpecError([Issue("", "is a folder, not a spec file", file=file)], file=file) from None
     except UnicodeDecodeError as error:
-        raise SpecError(
-            [Issue("", f"not UTF-8 text (byte {error.start})", file=file)], file=file
-        ) from None
+        raise SpecError([Issue("", f"not UTF-8 text (byte {error.start})", file=file)], file=file) from None
     try:
         node = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)

@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from azfinetune.spec._targets import LocalTarget, Priority, TargetKind, TargetSpec
+
 __all__ = [
     "DataColumns",
     "DataSpec",
@@ -71,30 +73,12 @@ class Technique(str, enum.Enum):
     FULL = "full"
 
 
-class TargetKind(str, enum.Enum):
-    """Where and as what the job runs."""
-
-    COMMAND = "command"
-    PIPELINE = "pipeline"
-    REGISTRY_PIPELINE = "registry-pipeline"
-    SERVERLESS = "serverless"
-    FINETUNING_JOB = "finetuning-job"
-    LOCAL = "local"
-
-
 class Precision(str, enum.Enum):
     """Training precision."""
 
     BF16 = "bf16"
     FP16 = "fp16"
     FP32 = "fp32"
-
-
-class Priority(str, enum.Enum):
-    """AmlCompute VM priority."""
-
-    DEDICATED = "dedicated"
-    LOW = "low"
 
 
 class LrScheduler(str, enum.Enum):
@@ -263,9 +247,6 @@ class MethodSpec(StrictModel):
     ] = None
     deepspeed: Annotated[DeepSpeedSpec | None, Field(description="DeepSpeed ZeRO (optional).")] = None
     optimizer: Annotated[Optimizer, Field(description="Optimizer.")] = Optimizer.ADAMW_TORCH
-    onnxruntime: Annotated[
-        bool, Field(description="Registry pipelines only: pass apply_ort (no effect today, see the docs).")
-    ] = False
 
     @property
     def uses_adapter(self) -> bool:
@@ -312,59 +293,6 @@ class TrainingSpec(StrictModel):
     def _steps(cls, value: int) -> int:
         if value == 0:
             raise ValueError("must be -1 (train by epochs) or at least 1, got 0")
-        return value
-
-
-class TargetSpec(StrictModel):
-    """Where the job runs."""
-
-    kind: Annotated[
-        TargetKind,
-        Field(description="command | pipeline | registry-pipeline | serverless | finetuning-job | local."),
-    ] = TargetKind.LOCAL
-    compute: Annotated[
-        str | None, Field(description="AmlCompute cluster name (MaaP); absent for serverless and local.")
-    ] = None
-    instance_type: Annotated[str | None, Field(description="VM size, e.g. Standard_NC24ads_A100_v4.")] = None
-    instance_types: Annotated[
-        list[str] | None, Field(description="finetuning-job: VM sizes the service may pick from.")
-    ] = None
-    job_tier: Annotated[
-        Literal["spot", "basic", "standard", "premium"] | None,
-        Field(description="finetuning-job: the service's job tier."),
-    ] = None
-    nodes: Annotated[int, Field(ge=1, le=128, description="Number of VMs.")] = 1
-    gpus_per_node: Annotated[
-        int | None, Field(ge=0, le=16, description="GPUs used per VM; default: all of the SKU's.")
-    ] = None
-    priority: Annotated[Priority, Field(description="dedicated | low (preemptible, cheaper).")] = (
-        Priority.DEDICATED
-    )
-    max_run_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 30, description="Job timeout.")] = 720
-    cpu_compute: Annotated[
-        str | None, Field(description="pipeline: cluster for the CPU steps (default: the GPU cluster).")
-    ] = None
-    cpu_instance_type: Annotated[
-        str | None, Field(description="pipeline: serverless VM size for the CPU steps, e.g. Standard_E4s_v3.")
-    ] = None
-    component_version: Annotated[
-        str, Field(description="registry-pipeline: '<task>_pipeline' version, or 'latest'.")
-    ] = "latest"
-
-    @field_validator("compute", "cpu_compute")
-    @classmethod
-    def _compute_name(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{1,31}", value):
-            raise ValueError(
-                f"{value!r} is not an AmlCompute name (2-32 letters, digits and '-', starting with a letter)"
-            )
-        return value
-
-    @field_validator("component_version")
-    @classmethod
-    def _component_version(cls, value: str) -> str:
-        if value != "latest" and not re.fullmatch(r"\d+(\.\d+){0,3}", value):
-            raise ValueError(f"must be 'latest' or a version like 0.0.81, got {value!r}")
         return value
 
 
@@ -431,7 +359,10 @@ class FineTuneSpec(StrictModel):
     data: Annotated[DataSpec, Field(description="Training, validation and test data.")]
     method: Annotated[MethodSpec, Field(description="Technique and its settings.")] = MethodSpec()
     training: Annotated[TrainingSpec, Field(description="Training hyperparameters.")] = TrainingSpec()
-    target: Annotated[TargetSpec, Field(description="Where the job runs; default local.")] = TargetSpec()
+    target: Annotated[
+        TargetSpec,
+        Field(description="Where the job runs: one of the target kinds and its fields; default local."),
+    ] = LocalTarget()
     register: Annotated[RegisterSpec | None, Field(description="Register the result as an MLflow model.")] = (
         None
     )

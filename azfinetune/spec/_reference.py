@@ -14,6 +14,8 @@ __all__ = ["reference_markdown"]
 
 def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _type_name(typing.get_args(annotation)[0])
     if origin is typing.Literal:
         return " \\| ".join(str(v) for v in typing.get_args(annotation))
     if origin in (typing.Union, __import__("types").UnionType):
@@ -40,10 +42,42 @@ def _default(field: Any) -> str:
     return f"`{value}`" if value not in ({}, []) else ""
 
 
+def _target_rows() -> list[str]:
+    """`target`: the kinds, then each field with the kinds that take it (one row per distinct definition)."""
+    from azfinetune.spec._targets import TARGET_MODELS
+
+    kinds = " \\| ".join(TARGET_MODELS)
+    rows = [
+        f"| `target.kind` | {kinds} | `local` | Where the job runs; each kind takes only its own fields. |"
+    ]
+    seen: dict[str, list[tuple[tuple[str, str, str], list[str]]]] = {}
+    for kind, model in TARGET_MODELS.items():
+        for name, field in model.model_fields.items():
+            if name == "kind":
+                continue
+            definition = (_type_name(field.annotation), _default(field), field.description or "")
+            entries = seen.setdefault(name, [])
+            for known, owners in entries:
+                if known == definition:
+                    owners.append(kind)
+                    break
+            else:
+                entries.append((definition, [kind]))
+    for name, entries in seen.items():
+        for (type_name, default, description), owners in entries:
+            text = f"*{', '.join(owners)}*: {description}".replace("|", "\\|")
+            rows.append(f"| `target.{name}` | {type_name} | {default} | {text} |")
+    return rows
+
+
 def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     rows: list[str] = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
+        if key == "target":
+            rows.append(f"| `target` | mapping |  | {field.description} |")
+            rows.extend(_target_rows())
+            continue
         description = (field.description or "").replace("|", "\\|")
         rows.append(f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {description} |")
         nested = _nested_model(field.annotation)

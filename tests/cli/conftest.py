@@ -15,16 +15,6 @@ from tests.client.conftest import client, project, workspace_client, ws
 
 __all__ = ["CliResult", "client", "project", "run_cli", "ws"]
 
-#: The commands this suite needs registered (the lead registers them in azfinetune/cli/__init__.py COMMANDS).
-WORKSPACE_COMMANDS = {
-    "submit": "azfinetune.cli.submit:submit",
-    "status": "azfinetune.cli.status:status",
-    "logs": "azfinetune.cli.logs:logs",
-    "cancel": "azfinetune.cli.cancel:cancel",
-    "list": "azfinetune.cli.list_cmd:list_jobs",
-}
-
-
 @dataclass
 class CliResult:
     code: int
@@ -45,8 +35,6 @@ def run_cli(
     from azfinetune.cli._app import run_with_boundary
     from azfinetune.client import use_ml_client
 
-    for name, target in WORKSPACE_COMMANDS.items():
-        monkeypatch.setitem(cli_package.COMMANDS, name, target)
     monkeypatch.setenv("COLUMNS", "250")  # rich tables: no truncation in captured output
     monkeypatch.delenv("AZFINETUNE_DEBUG", raising=False)
     ml_client = workspace_client(ws).ml_client  # the MLClient azfinetune makes (its retry settings)

@@ -11,14 +11,13 @@ import pytest
 from azfinetune.client import RETRY_SETTINGS, SUBMIT_ATTEMPTS
 from azfinetune.testing import FakeWorkspace
 from tests.cli.conftest import CliResult
-from tests.client.conftest import Project, job_puts, require_builder
+from tests.client.conftest import Project, job_puts
 
 Run = Callable[..., CliResult]
 
 
 @pytest.fixture
 def spec(project: Project) -> str:
-    require_builder("command")
     return str(project.spec("command"))
 
 
@@ -116,14 +115,12 @@ def test_missing_workspace(spec: str, ws: FakeWorkspace, run_cli: Run) -> None:
 
 
 def test_missing_compute(project: Project, ws: FakeWorkspace, run_cli: Run) -> None:
-    require_builder("command")
     spec = project.spec("command")
     spec.write_text(spec.read_text().replace("compute: gpu-cluster", "compute: no-such-cluster"))
     failed(run_cli("submit", str(spec)), "compute no-such-cluster not found", "az ml compute list")
 
 
 def test_missing_compute_for_a_pipeline(project: Project, ws: FakeWorkspace, run_cli: Run) -> None:
-    require_builder("pipeline")
     spec = project.spec("pipeline")
     spec.write_text(spec.read_text().replace("compute: gpu-cluster", "compute: no-such-cluster"))
     failed(run_cli("submit", str(spec)), "compute", "not found")

@@ -9,14 +9,13 @@ import pytest
 
 from azfinetune.testing import FakeWorkspace
 from tests.cli.conftest import CliResult
-from tests.client.conftest import Project, require_builder
+from tests.client.conftest import Project
 
 Run = Callable[..., CliResult]
 
 
 @pytest.fixture
 def job(project: Project, ws: FakeWorkspace, run_cli: Run) -> str:
-    require_builder("command")
     assert run_cli("submit", str(project.spec("command"))).code == 0
     (name,) = ws.jobs
     return name
@@ -83,7 +82,6 @@ def test_cancel_missing_job_exits_1(ws: FakeWorkspace, run_cli: Run) -> None:
 
 
 def test_list_filters(project: Project, ws: FakeWorkspace, run_cli: Run) -> None:
-    require_builder("command")
     assert run_cli("submit", str(project.spec("command", name="alpha"))).code == 0
     assert run_cli("submit", str(project.spec("command", name="beta"))).code == 0
     from azure.ai.ml import command
@@ -110,20 +108,3 @@ def test_list_filters(project: Project, ws: FakeWorkspace, run_cli: Run) -> None
 def test_list_empty(ws: FakeWorkspace, run_cli: Run) -> None:
     result = run_cli("list")
     assert result.code == 0 and "no jobs found" in result.err
-
-
-def test_workspace_commands_do_not_import_azure_ai_ml_until_they_run() -> None:
-    import subprocess
-    import sys
-
-    from tests.cli.conftest import WORKSPACE_COMMANDS
-
-    probe = (
-        "import sys, importlib\n"
-        f"for target in {sorted(WORKSPACE_COMMANDS.values())!r}:\n"
-        "    importlib.import_module(target.partition(':')[0])\n"
-        "import azfinetune.client\n"
-        "print('azure.ai.ml' in sys.modules)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
-    assert result.stdout.strip() == "False", result.stderr

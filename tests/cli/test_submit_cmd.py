@@ -9,14 +9,13 @@ import pytest
 
 from azfinetune.testing import FakeWorkspace
 from tests.cli.conftest import CliResult
-from tests.client.conftest import Project, job_puts, kind_params, require_builder
+from tests.client.conftest import Project, job_puts, kind_params
 
 Run = Callable[..., CliResult]
 
 
 @pytest.mark.parametrize("kind", kind_params())
 def test_submit_each_kind_then_repeat(kind: str, project: Project, ws: FakeWorkspace, run_cli: Run) -> None:
-    require_builder(kind)
     spec = str(project.spec(kind))
     first = run_cli("submit", spec)
     assert first.code == 0, first.err
@@ -35,7 +34,6 @@ def test_submit_each_kind_then_repeat(kind: str, project: Project, ws: FakeWorks
 
 
 def test_submit_json(project: Project, ws: FakeWorkspace, run_cli: Run) -> None:
-    require_builder("command")
     result = run_cli("submit", str(project.spec("command")), "--json")
     assert result.code == 0, result.err
     data = json.loads(result.out)
@@ -44,7 +42,6 @@ def test_submit_json(project: Project, ws: FakeWorkspace, run_cli: Run) -> None:
 
 
 def test_dry_run_prints_the_job_and_sends_nothing(project: Project, ws: FakeWorkspace, run_cli: Run) -> None:
-    require_builder("command")
     result = run_cli("submit", str(project.spec("command")), "--dry-run")
     assert result.code == 0, result.err
     assert "dry run:" in result.out and "nothing sent" in result.out
@@ -56,7 +53,6 @@ def test_dry_run_prints_the_job_and_sends_nothing(project: Project, ws: FakeWork
 
 
 def test_set_and_new_run(project: Project, ws: FakeWorkspace, run_cli: Run) -> None:
-    require_builder("command")
     spec = str(project.spec("command"))
     assert run_cli("submit", spec).code == 0
     assert run_cli("submit", spec, "--set", "training.epochs=2").code == 0
@@ -66,7 +62,6 @@ def test_set_and_new_run(project: Project, ws: FakeWorkspace, run_cli: Run) -> N
 
 
 def test_wait_until_completed(project: Project, ws: FakeWorkspace, run_cli: Run) -> None:
-    require_builder("command")
     result = run_cli("submit", str(project.spec("command")), "--wait", "--timeout", "600")
     assert result.code == 0, result.err
     (name,) = ws.jobs
@@ -76,7 +71,6 @@ def test_wait_until_completed(project: Project, ws: FakeWorkspace, run_cli: Run)
 def test_wait_on_a_failed_job_exits_1_with_the_service_message(
     project: Project, ws: FakeWorkspace, run_cli: Run
 ) -> None:
-    require_builder("command")
     ws.set_progression(
         ["NotStarted", "Running", "Failed"], error={"code": "UserError", "message": "CUDA out of memory"}
     )
@@ -87,14 +81,12 @@ def test_wait_on_a_failed_job_exits_1_with_the_service_message(
 
 
 def test_bad_spec_exits_2_and_sends_nothing(project: Project, ws: FakeWorkspace, run_cli: Run) -> None:
-    require_builder("command")
     result = run_cli("submit", str(project.spec("command")), "--set", "method.lora.r=0")
     assert result.code == 2 and "method.lora.r" in result.err
     assert ws.requests == []
 
 
 def test_retired_model_needs_allow_retired(project: Project, ws: FakeWorkspace, run_cli: Run) -> None:
-    require_builder("serverless")
     spec = project.spec("serverless", name="t-retired")
     spec.write_text(spec.read_text().replace("phi-4-mini-instruct", "phi-3-mini-4k-instruct"))
     refused = run_cli("submit", str(spec))
@@ -104,7 +96,6 @@ def test_retired_model_needs_allow_retired(project: Project, ws: FakeWorkspace, 
 
 
 def test_workspace_flags_are_accepted(project: Project, ws: FakeWorkspace, run_cli: Run) -> None:
-    require_builder("command")
     result = run_cli(
         "submit",
         str(project.spec("command")),

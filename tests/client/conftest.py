@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,22 +54,7 @@ target: {{kind: finetuning-job, compute: {COMPUTE}, instance_type: {SKU}}}
 """,
 }
 
-# target.kind -> the module its builder lives in (teammates add them; a kind whose builder is missing is skipped).
-BUILDER_MODULES = {
-    "command": "azfinetune.build.command",
-    "pipeline": "azfinetune.build.pipeline",
-    "registry-pipeline": "azfinetune.build.registry_pipeline",
-    "serverless": "azfinetune.build.finetuning",
-    "finetuning-job": "azfinetune.build.finetuning",
-}
 KINDS = list(SPEC_BODIES)
-
-
-def require_builder(kind: str) -> None:
-    """Skip the test when the builder of this job kind does not exist yet."""
-    module = BUILDER_MODULES[kind]
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"no builder for target.kind {kind} yet ({module} does not exist)")
 
 
 def kind_params() -> list[Any]:

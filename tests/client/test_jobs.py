@@ -9,12 +9,11 @@ import pytest
 from azfinetune.client import FineTuneClient, JobEvent
 from azfinetune.errors import JobFailedError, NotFoundError, QuotaError, ServiceError
 from azfinetune.testing import FakeWorkspace
-from tests.client.conftest import Project, require_builder
+from tests.client.conftest import Project
 
 
 @pytest.fixture
 def job(project: Project, client: FineTuneClient) -> str:
-    require_builder("serverless")
     return client.submit(project.spec("serverless")).name
 
 
@@ -28,7 +27,6 @@ def test_get(job: str, ws: FakeWorkspace, client: FineTuneClient) -> None:
 
 
 def test_wait_returns_completed(project: Project, ws: FakeWorkspace, client: FineTuneClient) -> None:
-    require_builder("command")
     name = client.submit(project.spec("command")).name
     seen: list[str | None] = []
     info = client.wait(name, timeout=600, on_status=seen.append)
@@ -103,7 +101,6 @@ def test_cancel(job: str, ws: FakeWorkspace, client: FineTuneClient) -> None:
 
 
 def test_list(project: Project, ws: FakeWorkspace, client: FineTuneClient) -> None:
-    require_builder("serverless")
     names = [client.submit(project.spec("serverless", name=f"l-{i}")).name for i in range(3)]
     listed = client.list()
     assert [i.name for i in listed] == list(reversed(names))  # newest first

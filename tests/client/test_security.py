@@ -13,7 +13,7 @@ import pytest
 from azfinetune.client import FineTuneClient, redact
 from azfinetune.errors import AzFineTuneError, SpecError
 from azfinetune.testing import FakeWorkspace
-from tests.client.conftest import Project, kind_params, require_builder
+from tests.client.conftest import Project, kind_params
 
 # Values that must never leave the process in the clear. The environment ones are set for every test here.
 ENV_SECRETS = {
@@ -63,7 +63,6 @@ def test_submit_sends_and_logs_no_secret(
     all_logs: Callable[[], list[str]],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    require_builder(kind)
     spec = project.spec(kind)
     result = client.submit(spec)
     client.submit(spec)
@@ -86,7 +85,6 @@ def test_submit_sends_and_logs_no_secret(
 def test_the_user_token_header_is_sent_only_with_pipeline_jobs(
     project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder("command")
     client.submit(project.spec("command"))
     assert not any("x-azureml-token" in {k.lower() for k in r.headers} for r in ws.requests)
 
@@ -99,7 +97,6 @@ def test_dry_run_output_has_no_secret(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    require_builder(kind)
     import azfinetune.cli as cli_package
     from azfinetune.cli._app import run_with_boundary
 
@@ -116,7 +113,6 @@ def test_dry_run_output_has_no_secret(
 def test_a_literal_secret_in_the_spec_is_refused_without_echoing_it(
     project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder("command")
     value = ENV_SECRETS["HF_TOKEN"]
     with pytest.raises(SpecError) as info:
         client.submit(project.spec("command"), overrides=[f"secrets.HF_TOKEN={value}"])
@@ -127,7 +123,6 @@ def test_a_literal_secret_in_the_spec_is_refused_without_echoing_it(
 def test_a_sas_uri_is_refused_without_echoing_its_signature(
     project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder("command")
     signature = "c2VjcmV0LXNhcy1zaWduYXR1cmU%3D"
     uri = f"https://acct.blob.core.windows.net/data/train.jsonl?sv=2022-11-02&sp=r&sig={signature}"
     with pytest.raises(SpecError) as info:
@@ -137,7 +132,6 @@ def test_a_sas_uri_is_refused_without_echoing_its_signature(
 
 
 def test_service_errors_are_redacted(project: Project, ws: FakeWorkspace, client: FineTuneClient) -> None:
-    require_builder("command")
     leaked = f"https://acct.blob.core.windows.net/c/x?sv=1&sig={FAKE_SAS_SIGNATURES[0]} key={account_key(ws)}"
     ws.inject("PUT", r"/jobs/[^/]+$", status=400, code="UserError", message=f"cannot read {leaked}")
     with pytest.raises(AzFineTuneError) as info:

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 from azfinetune.client import FineTuneClient
 from azfinetune.testing import FakeWorkspace
-from tests.client.conftest import Project, job_puts, require_builder
+from tests.client.conftest import Project, job_puts
 
 SPECS = 20
 REPEATS = 10
@@ -17,7 +17,6 @@ REPEATS = 10
 def test_200_submissions_under_chaos_make_exactly_20_jobs(
     project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder("command")
     specs = []
     for i in range(SPECS):
         path = project.spec("command", name=f"soak-{i:02d}")

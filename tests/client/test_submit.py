@@ -6,17 +6,17 @@ from typing import Any
 
 import pytest
 
-from azfinetune.client import FineTuneClient, _submittable
+from azfinetune.client import FineTuneClient
+from azfinetune.client._client import _submittable
 from azfinetune.errors import ConflictError, DataError, SpecError, UserInputError
 from azfinetune.testing import FakeWorkspace
-from tests.client.conftest import Project, job_puts, kind_params, require_builder
+from tests.client.conftest import Project, job_puts, kind_params
 
 
 @pytest.mark.parametrize("kind", kind_params())
 def test_each_kind_submits_once_and_a_repeat_returns_it(
     kind: str, project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder(kind)
     spec = project.spec(kind)
     first = client.submit(spec)
     assert first.created and first.name in ws.jobs
@@ -39,7 +39,6 @@ def test_each_kind_submits_once_and_a_repeat_returns_it(
 def test_repeat_of_a_command_job_is_one_request_and_no_upload(
     project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder("command")
     spec = project.spec("command", env="environments/finetune-gpu")  # the project's own environment folder
     client.submit(spec)
     ws.clear_requests()
@@ -51,7 +50,6 @@ def test_repeat_of_a_command_job_is_one_request_and_no_upload(
 def test_a_changed_spec_makes_a_new_job_without_uploading_unchanged_data(
     project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder("command")
     spec = project.spec("command")
     first = client.submit(spec)
     ws.clear_requests()
@@ -66,7 +64,6 @@ def test_a_changed_spec_makes_a_new_job_without_uploading_unchanged_data(
 def test_changed_data_changes_the_job_name(
     project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder("command")
     spec = project.spec("command")
     first = client.submit(spec)
     (project.root / "data" / "train.jsonl").write_text(
@@ -81,7 +78,6 @@ def test_changed_data_changes_the_job_name(
 def test_new_run_suffix_submits_the_same_spec_again(
     project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder("command")
     spec = project.spec("command")
     first = client.submit(spec)
     second = client.submit(spec, run_suffix="r2")
@@ -94,7 +90,6 @@ def test_new_run_suffix_submits_the_same_spec_again(
 def test_dry_run_builds_and_sends_nothing(
     kind: str, project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder(kind)
     result = client.submit(project.spec(kind), dry_run=True)
     assert result.dry_run and not result.created and result.job is not None
     assert result.job.name == result.name
@@ -102,7 +97,6 @@ def test_dry_run_builds_and_sends_nothing(
 
 
 def test_dry_run_needs_no_workspace(project: Project) -> None:
-    require_builder("command")
     client = FineTuneClient.from_config()
     result = client.submit(project.spec("command"), dry_run=True)
     assert result.name.startswith("t-command-")
@@ -111,7 +105,6 @@ def test_dry_run_needs_no_workspace(project: Project) -> None:
 
 
 def test_spec_errors_send_nothing(project: Project, ws: FakeWorkspace, client: FineTuneClient) -> None:
-    require_builder("command")
     with pytest.raises(SpecError):
         client.submit(project.spec("command"), overrides=["method.lora.r=0"])
     (project.root / "data" / "train.jsonl").write_text(
@@ -125,7 +118,6 @@ def test_spec_errors_send_nothing(project: Project, ws: FakeWorkspace, client: F
 def test_an_existing_job_from_another_spec_is_a_conflict(
     project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder("command")
     spec = project.spec("command")
     name = client.submit(spec, dry_run=True).name
     from azure.ai.ml import command
@@ -148,7 +140,6 @@ def test_an_existing_job_from_another_spec_is_a_conflict(
 def test_lost_answer_to_the_job_put_is_settled_by_reading_the_job(
     project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder("command")
     ws.lose_response("PUT", r"/jobs/[^/]+$", times=20)  # every PUT of the job is applied, its answer lost
     result = client.submit(project.spec("command"))
     assert result.created and list(ws.jobs) == [result.name]
@@ -158,7 +149,6 @@ def test_lost_answer_to_the_job_put_is_settled_by_reading_the_job(
 def test_already_exists_with_the_same_spec_hash_is_success(
     project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder("command")
     spec = project.spec("command")
     first = client.submit(spec)
     # Another client raced us: our GET said "no job", the PUT says it exists (immutable fields differ).
@@ -181,9 +171,8 @@ def test_already_exists_with_the_same_spec_hash_is_success(
 
 
 def test_command_job_is_sent_as_the_node_with_the_same_body(project: Project) -> None:
-    require_builder("command")
-    from azfinetune.build import build_job
     from azfinetune.spec import load_spec
+    from azfinetune.targets import build_job
 
     job = build_job(load_spec(project.spec("command", env="environments/finetune-gpu")))
     node = _submittable(job)
@@ -201,7 +190,6 @@ def test_command_job_is_sent_as_the_node_with_the_same_body(project: Project) ->
 def test_job_uses_managed_identity_and_keyvault_references(
     project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder("command")
     result = client.submit(project.spec("command"))
     body = ws.jobs[result.name]["properties"]
     assert body["identity"] == {"identityType": "Managed"}
@@ -210,8 +198,7 @@ def test_job_uses_managed_identity_and_keyvault_references(
 
 
 def test_serverless_checks_the_workspace_region(project: Project) -> None:
-    require_builder("serverless")
-    from azfinetune.build.serverless_checks import ServerlessRegionError
+    from azfinetune.targets.serverless import ServerlessRegionError
 
     with FakeWorkspace(location="westeurope") as ws:
         client = FineTuneClient(ml_client=ws.ml_client())
@@ -223,8 +210,7 @@ def test_serverless_checks_the_workspace_region(project: Project) -> None:
 def test_serverless_creates_a_marketplace_subscription_once(
     project: Project, ws: FakeWorkspace, client: FineTuneClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    require_builder("serverless")
-    from azfinetune.build import serverless_checks
+    from azfinetune.targets import serverless as serverless_checks
 
     # The catalog holds only Microsoft models today; pretend this one is a Marketplace offer.
     monkeypatch.setattr(serverless_checks, "needs_marketplace_subscription", lambda spec: True)
@@ -240,8 +226,7 @@ def test_serverless_creates_a_marketplace_subscription_once(
 def test_retired_serverless_model_is_refused_unless_allowed(
     project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder("serverless")
-    from azfinetune.build.serverless_checks import ServerlessRetiredError
+    from azfinetune.targets.serverless import ServerlessRetiredError
 
     spec = project.spec("serverless", name="t-retired")
     spec.write_text(spec.read_text().replace("phi-4-mini-instruct", "phi-3-mini-4k-instruct"))
@@ -254,7 +239,6 @@ def test_retired_serverless_model_is_refused_unless_allowed(
 def test_latest_model_label_is_pinned_at_submit(
     project: Project, ws: FakeWorkspace, client: FineTuneClient
 ) -> None:
-    require_builder("finetuning-job")
     ws.add_registry_model("Phi-4-mini-instruct", 3)
     ws.add_registry_model("Phi-4-mini-instruct", 7)
     spec = project.spec("finetuning-job")
@@ -270,7 +254,6 @@ def test_latest_model_label_is_pinned_at_submit(
 
 
 def test_a_spec_object_with_overrides(project: Project, ws: FakeWorkspace, client: FineTuneClient) -> None:
-    require_builder("serverless")
     from azfinetune.spec import load_spec
 
     spec = load_spec(project.spec("serverless"))

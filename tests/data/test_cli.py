@@ -83,7 +83,8 @@ def test_columns_option(tmp_path: Path) -> None:
 
 
 def test_exit_codes_through_the_cli_boundary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    app = pytest.importorskip("azfinetune.cli._app")
+    from azfinetune.cli import _app as app
+
     good = _write(tmp_path / "good.jsonl", [chat(i) for i in range(12)])
     bad = _write(tmp_path / "bad.jsonl", [chat(i) for i in range(12)], b"not json\n")
     assert app.run_with_boundary(data, ["validate", str(good), "-t", "chat-completion"]) == 0

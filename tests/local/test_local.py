@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from azfinetune.build import build_job
 from azfinetune.errors import LocalRunError, SpecError
 from azfinetune.local import check_train_extra, prepare_local_run
 from azfinetune.spec import load_spec
-from tests.conftest import EXAMPLES, ROOT
+from azfinetune.targets import build_job
+from tests.conftest import EXAMPLES, ROOT, checked
 
 
 def _fake_model(folder: Path) -> Path:
@@ -88,7 +88,7 @@ def test_model_folder_that_does_not_exist(tmp_path: Path, chat_file: Path) -> No
     spec = tmp_path / "spec.yaml"
     spec.write_text("name: x\nmodel: ./nowhere\ndata: {train: train.jsonl}\ntarget: {kind: local}\n")
     with pytest.raises(SpecError, match="no model at"):
-        load_spec(spec)
+        checked(spec)
 
 
 def test_hf_model_not_in_cache_says_how_to_fetch_it(tmp_path: Path, chat_file: Path) -> None:

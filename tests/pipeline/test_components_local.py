@@ -132,7 +132,7 @@ def run_step(
 @needs_training_stack
 @pytest.mark.training
 def test_pipeline_steps_end_to_end(tmp_path: Path) -> None:
-    from azfinetune.testing.tiny_model import make_chat_dataset, make_tiny_phi3
+    from azfinetune.tiny_model import make_chat_dataset, make_tiny_phi3
 
     model = make_tiny_phi3(tmp_path / "base")
     train = make_chat_dataset(tmp_path / "data" / "train.jsonl", n=32, seed=1)

@@ -53,7 +53,7 @@ socket.socket.connect_ex = _guarded_connect_ex
 def tiny_phi3(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
-    from azfinetune.testing.tiny_model import chat_texts, make_tiny_phi3
+    from azfinetune.tiny_model import chat_texts, make_tiny_phi3
 
     torch.set_num_threads(int(THREADS))
     return make_tiny_phi3(tmp_path_factory.mktemp("tiny-phi3"), texts=chat_texts())
@@ -61,7 +61,7 @@ def tiny_phi3(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def chat_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from azfinetune.testing.tiny_model import make_chat_dataset
+    from azfinetune.tiny_model import make_chat_dataset
 
     return make_chat_dataset(tmp_path_factory.mktemp("data") / "chat.jsonl", n=40, seed=0)
 

@@ -172,7 +172,7 @@ def test_text_classification_with_lora(tiny_phi3: Path, tmp_path: Path, run_fine
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    from azfinetune.testing.tiny_model import make_classification_dataset
+    from azfinetune.tiny_model import make_classification_dataset
 
     data = make_classification_dataset(tmp_path / "sentiment.jsonl", n=40)
     out = tmp_path / "cls"
@@ -203,7 +203,7 @@ def test_text_classification_with_lora(tiny_phi3: Path, tmp_path: Path, run_fine
 
 
 def test_token_classification_with_lora(tiny_phi3: Path, tmp_path: Path, run_finetune: Runner) -> None:
-    from azfinetune.testing.tiny_model import make_token_classification_dataset
+    from azfinetune.tiny_model import make_token_classification_dataset
 
     data = make_token_classification_dataset(tmp_path / "ner.jsonl", n=24)
     out = tmp_path / "ner"

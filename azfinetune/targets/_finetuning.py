@@ -1,4 +1,4 @@
-"""target.kind serverless and finetuning-job -> an Azure ML fine-tuning job (REST jobType FineTuning)."""
+"""What serverless and finetuning-job share: Azure's fine-tuning job (REST jobType FineTuning) and its rules."""
 
 from __future__ import annotations
 
@@ -7,17 +7,23 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from azfinetune.build._common import azfinetune_tags, job_name
-from azfinetune.errors import BuildError
+from azfinetune.catalog import find_model
+from azfinetune.errors import BuildError, Issue
+from azfinetune.spec import FineTuneSpec, FinetuningJobTarget, Technique, model_kind
+from azfinetune.targets._common import azfinetune_tags, job_name
+from azfinetune.targets._protocol import TargetBase, WorkspaceSession
+from azfinetune.targets._rules import unsupported_keys
 
 if TYPE_CHECKING:
-    from azure.ai.ml.entities._job.finetuning.custom_model_finetuning_job import CustomModelFineTuningJob
+    from collections.abc import Iterator
 
-    from azfinetune.spec import FineTuneSpec
+    from azure.ai.ml.entities._job.finetuning.custom_model_finetuning_job import CustomModelFineTuningJob
 
 __all__ = [
     "REGISTERED_MODEL_OUTPUT",
+    "SERVERLESS_HYPERPARAMETERS",
     "TASK_TYPES",
+    "FineTuningTargetBase",
     "build_finetuning_job",
     "finetuning_hyperparameters",
     "finetuning_job_yaml_dict",
@@ -39,6 +45,17 @@ TASK_TYPES: dict[str, str] = {
     "translation": "TextTranslation",
 }
 
+#: training.* keys Azure's fine-tuning job (serverless and finetuning-job) accepts, and the hyperparameter name it
+#: takes them as (strings on the wire). Sources: Azure/azureml-examples sdk/python/jobs/finetuning/standalone
+#: (model-as-a-service and model-as-a-platform notebooks, text-generation-finetuning-amlcompute.yaml) and the
+#: CLI sample in MicrosoftDocs/azure-ai-docs articles/ai-foundry/how-to/fine-tune-serverless.md, which all pass
+#: exactly these three.
+SERVERLESS_HYPERPARAMETERS: dict[str, str] = {
+    "epochs": "num_train_epochs",
+    "learning_rate": "learning_rate",
+    "per_device_batch_size": "per_device_train_batch_size",
+}
+
 #: The one output a fine-tuning job has: the MLflow model it registers.
 REGISTERED_MODEL_OUTPUT = "registered_model"
 
@@ -51,9 +68,6 @@ def finetuning_model_uri(spec: FineTuneSpec) -> str:
 
     A catalog entry without a pinned version gives ``.../labels/latest``: resolving it is a network call, so it
     is left to submit time (see `latest_model_reference`), never done silently here."""
-    from azfinetune.catalog import find_model
-    from azfinetune.spec import model_kind
-
     kind = model_kind(spec.model)
     if kind == "registry":
         return spec.model
@@ -73,8 +87,6 @@ def finetuning_hyperparameters(spec: FineTuneSpec) -> dict[str, str]:
 
     Settings the spec leaves at their defaults are not sent: the service then picks its model-specific defaults
     (azfinetune's defaults are tuned for its own training code, not for Azure's)."""
-    from azfinetune.spec import SERVERLESS_HYPERPARAMETERS
-
     training = spec.training
     values: dict[str, str] = {}
     for key in sorted(training.model_fields_set & set(SERVERLESS_HYPERPARAMETERS)):
@@ -121,7 +133,7 @@ def build_finetuning_job(spec: FineTuneSpec) -> CustomModelFineTuningJob:
     from azure.ai.ml.entities._job.job_resources import JobResources
     from azure.ai.ml.entities._job.queue_settings import QueueSettings
 
-    kind = spec.target.kind.value
+    kind = spec.target.kind
     if kind not in ("serverless", "finetuning-job"):
         raise BuildError(f"build_finetuning_job builds serverless and finetuning-job specs, not {kind}")
     task = TASK_TYPES.get(spec.task.value)
@@ -138,7 +150,7 @@ def build_finetuning_job(spec: FineTuneSpec) -> CustomModelFineTuningJob:
     compute: str | None = None
     resources = None
     queue_settings = None
-    if kind == "finetuning-job":
+    if isinstance(target, FinetuningJobTarget):
         compute = target.compute
         if target.instance_types:
             resources = JobResources(instance_types=list(target.instance_types))
@@ -230,3 +242,80 @@ def _portable_path(path: str, base_dir: Path | None) -> str:
         except ValueError:
             pass
     return local
+
+
+def _pin_latest_model(session: WorkspaceSession, job: Any) -> None:
+    """A `labels/latest` model is pinned to the version the registry names now (one request)."""
+    reference = latest_model_reference(job)
+    if reference is None:
+        return
+    registry, asset = reference
+    model = session.registry_client(registry).models.get(asset, label="latest")
+    pin_model_version(job, model.version)
+
+
+class FineTuningTargetBase(TargetBase):
+    """Azure's fine-tuning job: Azure picks the technique (LoRA), its settings and the environment."""
+
+    what: str = "a fine-tuning job"
+    techniques = frozenset({Technique.LORA})
+
+    def own_rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
+        what = self.what
+        # Azure's fine-tuning code picks the technique (LoRA: the target's only technique) and its settings.
+        if spec.method.quantization is not None:
+            yield Issue("method.quantization", f"{what} does not take a quantization setting")
+        if spec.method.lora is not None:
+            yield Issue(
+                "method.lora",
+                f"{what} chooses the adapter settings itself",
+                hint="remove method.lora, or use target.kind: command to set r/alpha/target modules",
+            )
+        if "optimizer" in spec.method.model_fields_set:
+            yield Issue(
+                "method.optimizer", f"{what} chooses the optimizer itself", hint="remove method.optimizer"
+            )
+        if spec.method.deepspeed is not None:
+            yield Issue(
+                "method.deepspeed",
+                f"{what} chooses its own distribution; DeepSpeed cannot be set",
+                hint="remove method.deepspeed, or use target.kind: command to control DeepSpeed",
+            )
+        # Only train and validation files reach the service, as JSONL in its own format.
+        if spec.data.test is not None:
+            yield Issue(
+                "data.test",
+                f"{what} takes training and validation data only",
+                hint="remove data.test or evaluate it afterwards",
+            )
+        if spec.data.columns is not None:
+            yield Issue(
+                "data.columns",
+                f"{what} reads its fixed JSONL format ('messages' for chat, 'prompt'/'completion' for text); "
+                "columns cannot be renamed",
+                hint="rename the keys in the data files and remove data.columns",
+            )
+        if spec.secrets:
+            yield Issue("secrets", f"{what} runs Azure's own code; secrets cannot be passed to it")
+        if "environment" in spec.model_fields_set:
+            yield Issue("environment", f"{what} runs in Azure's own environment; remove environment")
+        if spec.register is not None and spec.register.min_eval:
+            yield Issue(
+                "register.min_eval",
+                f"{what} registers the model itself, whatever its evaluation",
+                hint="remove min_eval, or use target.kind: pipeline for a gated registration",
+            )
+        yield from unsupported_keys(
+            spec,
+            "training",
+            SERVERLESS_HYPERPARAMETERS,
+            what=what,
+            hint=f"it takes only {', '.join(sorted(SERVERLESS_HYPERPARAMETERS))}; use target.kind: command "
+            "for full control",
+        )
+
+    def build(self, spec: FineTuneSpec) -> CustomModelFineTuningJob:
+        return build_finetuning_job(spec)
+
+    def presubmit(self, session: WorkspaceSession, spec: FineTuneSpec, job: Any) -> None:
+        _pin_latest_model(session, job)

@@ -15,10 +15,12 @@ import pytest
 import yaml
 
 from azfinetune import __version__
-from azfinetune.build import build_job
-from azfinetune.build._paths import job_code_dir, project_root
-from azfinetune.build.entrypoint import command_line, entrypoint_args
-from azfinetune.build.pipeline import (
+from azfinetune.errors import BuildError, SpecError
+from azfinetune.spec import load_spec, spec_from_dict
+from azfinetune.targets import build_job
+from azfinetune.targets._entrypoint import command_line, entrypoint_args
+from azfinetune.targets._paths import job_code_dir, project_root
+from azfinetune.targets.pipeline import (
     COMPONENT_FILES,
     STEPS,
     build_pipeline_job,
@@ -27,8 +29,6 @@ from azfinetune.build.pipeline import (
     pipeline_yaml_dict,
     step_computes,
 )
-from azfinetune.errors import BuildError, SpecError
-from azfinetune.spec import load_spec, spec_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "jobs" / "examples"
@@ -366,9 +366,9 @@ def test_step_computes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("task", ["question-answering", "summarization", "translation"])
 def test_tasks_the_entry_point_does_not_train(tmp_path: Path, task: str) -> None:
-    with pytest.raises(BuildError) as caught:
+    with pytest.raises(SpecError) as caught:
         build_job(make_spec(tmp_path, task=task))
-    assert caught.value.path == "task" and "registry-pipeline" in str(caught.value)
+    assert caught.value.paths == ["task"] and "target.kind registry-pipeline trains it" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -379,9 +379,9 @@ def test_tasks_the_entry_point_does_not_train(tmp_path: Path, task: str) -> None
     ],
 )
 def test_a_step_without_compute_is_refused(tmp_path: Path, changes: dict[str, Any], path: str) -> None:
-    with pytest.raises(BuildError) as caught:
+    with pytest.raises(SpecError) as caught:
         build_job(make_spec(tmp_path, **changes))
-    assert caught.value.path == path and "VM size" in str(caught.value)
+    assert caught.value.paths == [path] and "VM size" in str(caught.value)
 
 
 def test_missing_gpu_compute(tmp_path: Path) -> None:
@@ -398,9 +398,9 @@ def test_free_text_cannot_break_the_register_command(tmp_path: Path) -> None:
     job = build_job(make_spec(tmp_path, register={"model_name": "m", "description": "Bob's model"}))
     assert rest(job)["jobs"]["register"]["inputs"]["description"]["value"] == "Bob\u2019s model"
     assert "min_eval" not in rest(job)["jobs"]["register"]["inputs"]
-    with pytest.raises(BuildError) as caught:
+    with pytest.raises(SpecError) as caught:
         build_job(make_spec(tmp_path, register={"model_name": "m", "min_eval": {"it's": "<= 1"}}))
-    assert caught.value.path == "register.min_eval.it's"
+    assert caught.value.paths == ["register.min_eval.it's"]
 
 
 def test_other_kinds_are_not_built_here(tmp_path: Path) -> None:

@@ -9,24 +9,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from azfinetune.build._common import TAG_PREFIX, azfinetune_tags, job_name
-from azfinetune.build._paths import generated_dir, job_code_dir, project_root
-from azfinetune.build.command import SPOT_JOB_TIER, data_input, model_input, resource_plan
-from azfinetune.build.deepspeed import write_deepspeed_config
-from azfinetune.build.entrypoint import command_line, entrypoint_args
-from azfinetune.build.environment import environment_for_spec
-from azfinetune.errors import BuildError
+from azfinetune.errors import BuildError, Issue
+from azfinetune.spec import FineTuneSpec, PipelineTarget
+from azfinetune.targets._common import TAG_PREFIX, azfinetune_tags, job_name
+from azfinetune.targets._deepspeed import write_deepspeed_config
+from azfinetune.targets._entrypoint import ENTRYPOINT_TASKS, command_line, entrypoint_args, our_code_rules
+from azfinetune.targets._environment import environment_for_spec
+from azfinetune.targets._paths import components_dir, generated_dir, job_code_dir
+from azfinetune.targets._protocol import TargetBase
+from azfinetune.targets.command import SPOT_JOB_TIER, cluster_rules, data_input, model_input, resource_plan
 
 if TYPE_CHECKING:
-    from azure.ai.ml.entities import PipelineJob
+    from collections.abc import Iterator
 
-    from azfinetune.spec import FineTuneSpec
+    from azure.ai.ml.entities import PipelineJob
 
 __all__ = [
     "COMPONENT_FILES",
     "CPU_STEPS",
     "PIPELINE_TASKS",
     "STEPS",
+    "TARGET",
     "StepCompute",
     "build_pipeline_job",
     "components_dir",
@@ -48,13 +51,10 @@ COMPONENT_FILES = {
     "register": "register.yaml",
 }
 #: Tasks the training entry point trains; the registry pipelines cover the others.
-PIPELINE_TASKS = ("chat-completion", "text-completion", "text-classification", "token-classification")
+PIPELINE_TASKS = tuple(sorted(task.value for task in ENTRYPOINT_TASKS))
 SERVERLESS = "serverless"
-
-
-def components_dir() -> Path:
-    """jobs/components of the project checkout."""
-    return project_root() / "jobs" / "components"
+# What a metric name in register.min_eval may be: the register step reads it off a quoted command line.
+_METRIC_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,8 @@ def step_computes(spec: FineTuneSpec) -> dict[str, StepCompute]:
     """Compute per step: CPU steps on cpu_compute, a serverless cpu_instance_type, or else the GPU cluster;
     the rest on target.compute. BuildError when a step would be left without compute."""
     target = spec.target
+    if not isinstance(target, PipelineTarget):
+        raise BuildError(f"the pipeline's steps run on target.kind pipeline's compute, not {target.kind}")
     if not target.compute:
         raise BuildError(
             "the fine-tune step has no compute: a pipeline needs a GPU cluster (or 'serverless')",
@@ -99,20 +101,6 @@ def step_computes(spec: FineTuneSpec) -> dict[str, StepCompute]:
     else:
         cpu = gpu
     return {step: cpu if step in CPU_STEPS else gpu for step in STEPS}
-
-
-def _check(spec: FineTuneSpec) -> None:
-    kind = spec.target.kind.value
-    if kind != "pipeline":
-        raise BuildError(f"build_pipeline_job builds target.kind pipeline, not {kind}", path="target.kind")
-    if spec.task.value not in PIPELINE_TASKS:
-        raise BuildError(
-            f"the pipeline's training step does not train {spec.task.value}",
-            path="task",
-            hint="use target.kind: registry-pipeline, the Azure ML registry's own pipeline for this task",
-        )
-    if spec.method.onnxruntime:
-        raise BuildError("only registry pipelines take apply_ort", path="method.onnxruntime")
 
 
 class _AnonymousEnvironmentNote(logging.Filter):
@@ -151,13 +139,6 @@ def _columns(spec: FineTuneSpec) -> str | None:
     """data.columns as the `key=name,key=name` text the validate and evaluate steps take (single-quoted on
     their command lines)."""
     columns = spec.data.columns.as_dict() if spec.data.columns else {}
-    for key, name in columns.items():
-        if any(char in name for char in "',="):
-            raise BuildError(
-                f"the pipeline steps cannot take a column name with ' , or = ({name!r})",
-                path=f"data.columns.{key}",
-                hint="rename the column in the data file",
-            )
     return ",".join(f"{key}={name}" for key, name in columns.items()) or None
 
 
@@ -213,7 +194,6 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
     from azure.ai.ml.dsl import pipeline
     from azure.ai.ml.entities import PipelineJobSettings, QueueSettings
 
-    _check(spec)
     _silence_environment_note()
     computes = step_computes(spec)
     environment = environment_for_spec(spec)
@@ -266,8 +246,8 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
         if plan.processes > 1 or spec.method.deepspeed is not None:
             # Same rule as the command job: DeepSpeed needs torch.distributed's rendezvous even on one GPU.
             finetune.distribution = PyTorchDistribution(process_count_per_instance=max(plan.gpus_per_node, 1))
-        finetune.set_limits(timeout=spec.target.max_run_minutes * 60)
-        if spec.target.priority.value == "low":
+        finetune.set_limits(timeout=(spec.target.resources().max_run_minutes or 720) * 60)
+        if spec.target.resources().priority == "low":
             finetune.queue_settings = QueueSettings(job_tier=SPOT_JOB_TIER)
         outputs: dict[str, Any] = {
             "data_report": validate_data.outputs.report,
@@ -348,13 +328,6 @@ def _min_eval(spec: FineTuneSpec) -> str | None:
     thresholds = spec.register.min_eval if spec.register is not None else None
     if not thresholds:
         return None
-    for metric in thresholds:
-        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", metric):
-            raise BuildError(
-                f"{metric!r} is not a metric name (letters, digits, '_', '.', '-')",
-                path=f"register.min_eval.{metric}",
-                hint="use a metric that evaluate writes: eval_loss, perplexity, accuracy, f1, ...",
-            )
     return json.dumps(thresholds, sort_keys=True)
 
 
@@ -408,8 +381,8 @@ def _local_input_path(value: Any, base_dir: Path, job_base: Path) -> str | None:
     """A local file input's path relative to base_dir (None for bindings, assets, URIs and literals)."""
     from azure.ai.ml import Input
 
-    from azfinetune.build._paths import is_local_path
-    from azfinetune.build.export import _relative
+    from azfinetune.targets._export import _relative
+    from azfinetune.targets._paths import is_local_path
 
     # Only an Input holds data; a PipelineInput/NodeOutput in a node is a binding that YAML keeps as is.
     path = value.path if isinstance(value, Input) else None
@@ -424,7 +397,7 @@ def _base(entity: Any) -> Path:
 
 
 def _component_code(component: Any, base_dir: Path) -> str | None:
-    from azfinetune.build.export import _relative
+    from azfinetune.targets._export import _relative
 
     code = getattr(component, "code", None)
     if not isinstance(code, str) or "://" in code or code.startswith("azureml:"):
@@ -433,7 +406,7 @@ def _component_code(component: Any, base_dir: Path) -> str | None:
 
 
 def _portable_environment(environment: Any, base_dir: Path) -> Any:
-    from azfinetune.build.export import _yaml_environment
+    from azfinetune.targets._export import _yaml_environment
 
     return _yaml_environment(environment, job_base=Path.cwd(), base_dir=base_dir)
 
@@ -496,7 +469,7 @@ def _environment_key(environment: Any, base_dir: Path) -> Any:
     """The environment a step will point at: `name:version` for a named one (azure-ai-ml registers it at
     submit, as for command jobs), a reference as it is, and an anonymous one (from a YAML's inline build
     context) as that portable context."""
-    from azfinetune.build.environment import environment_reference
+    from azfinetune.targets._environment import environment_reference
 
     if environment is None or isinstance(environment, str):
         return environment
@@ -544,3 +517,47 @@ def pipeline_rest_body(job: Any, *, base_dir: Path) -> dict[str, Any]:
         if node_body.get("environmentId") is not None:
             node_body["environmentId"] = _environment_key(node.environment, base_dir)
     return _strip_source(body)  # type: ignore[no-any-return]
+
+
+def pipeline_rules(spec: FineTuneSpec) -> Iterator[Issue]:
+    """What the pipeline's steps would refuse: unquotable column and metric names, serverless CPU steps
+    without a VM size."""
+    target = spec.target
+    for key, name in (spec.data.columns.as_dict() if spec.data.columns else {}).items():
+        if any(char in name for char in "',="):
+            yield Issue(
+                f"data.columns.{key}",
+                f"the pipeline steps cannot take a column name with ' , or = ({name!r})",
+                hint="rename the column in the data file",
+            )
+    for metric in (spec.register.min_eval or {}) if spec.register is not None else {}:
+        if not _METRIC_NAME.fullmatch(metric):
+            yield Issue(
+                f"register.min_eval.{metric}",
+                f"{metric!r} is not a metric name (letters, digits, '_', '.', '-')",
+                hint="use a metric that evaluate writes: eval_loss, perplexity, accuracy, f1, ...",
+            )
+    if getattr(target, "cpu_compute", None) == SERVERLESS and not getattr(target, "cpu_instance_type", None):
+        yield Issue(
+            "target.cpu_instance_type",
+            "target.cpu_compute is serverless, so the CPU steps need a VM size",
+            hint="set target.cpu_instance_type, e.g. Standard_E4s_v3",
+        )
+
+
+class _Pipeline(TargetBase):
+    kind = "pipeline"
+    fields = PipelineTarget
+    summary = "PipelineJob: validate data -> fine-tune -> merge -> evaluate -> register, on your clusters"
+    tasks = ENTRYPOINT_TASKS
+
+    def own_rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
+        yield from our_code_rules(spec)
+        yield from cluster_rules(spec)
+        yield from pipeline_rules(spec)
+
+    def build(self, spec: FineTuneSpec) -> PipelineJob:
+        return build_pipeline_job(spec)
+
+
+TARGET = _Pipeline()

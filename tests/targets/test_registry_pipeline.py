@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from azfinetune import __version__
-from azfinetune.build import build_job
-from azfinetune.build.pipeline import pipeline_rest_body, pipeline_yaml_dict
-from azfinetune.build.registry_components import (
+from azfinetune.errors import BuildError, SpecError
+from azfinetune.spec import load_spec, spec_from_dict
+from azfinetune.targets import build_job
+from azfinetune.targets._registry_components import (
     SPECS_DIR,
     TASK_COMPONENTS,
     check_component_version,
@@ -24,15 +25,16 @@ from azfinetune.build.registry_components import (
     list_contracts,
     load_registry_component,
 )
-from azfinetune.build.registry_pipeline import (
+from azfinetune.targets.pipeline import pipeline_rest_body, pipeline_yaml_dict
+from azfinetune.targets.registry_pipeline import (
     DEFAULTS_PROPERTY,
     NODE_NAME,
     build_registry_pipeline_job,
     is_user_set,
+    registry_pipeline_issues,
     registry_pipeline_plan,
 )
-from azfinetune.errors import BuildError, SpecError
-from azfinetune.spec import load_spec, spec_from_dict
+from tests.conftest import refused
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "jobs" / "examples"
@@ -165,7 +167,7 @@ def contract_specs(tmp_path: Path) -> list[tuple[str, Any]]:
             "no-deepspeed",
             make_spec(tmp_path / "ds0", method={"technique": "full", "deepspeed": {"stage": 0}}),
         ),
-        ("ort", make_spec(tmp_path / "ort", method={"onnxruntime": True}, training={"precision": "fp32"})),
+        ("ort", make_spec(tmp_path / "ort", target__apply_ort=True, training={"precision": "fp32"})),
         ("hf-chat", make_spec(tmp_path / "hf", model="hf:microsoft/Phi-3-mini-4k-instruct")),
         ("serverless", make_spec(tmp_path / "sl", target__compute="serverless", target__nodes=2)),
         ("pinned", make_spec(tmp_path / "pin", target__component_version="0.0.82")),
@@ -373,9 +375,9 @@ def test_columns_named_in_the_spec_win_and_are_checked_against_the_file(tmp_path
         "stars",
     )
 
-    with pytest.raises(BuildError) as caught:
+    with pytest.raises(SpecError) as caught:
         build_job(make_spec(tmp_path, **base, data__columns={"label": "stars"}))
-    assert caught.value.path == "data.columns.text"
+    assert "data.columns.text" in caught.value.paths
     assert "no column 'text'" in str(caught.value) and "review" in str(caught.value)
 
 
@@ -387,10 +389,10 @@ def test_text_completion_reads_prompt_completion_files(tmp_path: Path) -> None:
 
 def test_translation_needs_its_language_columns(tmp_path: Path) -> None:
     rows_file(tmp_path / "train.jsonl", [{"source": f"s{i}", "target": f"t{i}", "id": i} for i in range(12)])
-    with pytest.raises(BuildError) as caught:
+    with pytest.raises(SpecError) as caught:
         build_job(make_spec(tmp_path, task="translation", model="hf:google-t5/t5-small"))
     assert "source_lang" in str(caught.value) and "target_lang" in str(caught.value)
-    assert caught.value.path == "data.columns.source_lang"
+    assert "data.columns.source_lang" in caught.value.paths
 
     rows_file(tmp_path / "train.jsonl", [{"de": f"d{i}", "en": f"e{i}"} for i in range(12)])
     values = node_inputs(build_job(make_spec(tmp_path, task="translation", model="hf:google-t5/t5-small")))
@@ -398,7 +400,7 @@ def test_translation_needs_its_language_columns(tmp_path: Path) -> None:
 
 
 def test_columns_the_component_cannot_take_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(BuildError, match=r"no column input that data\.columns\.label"):
+    with pytest.raises(SpecError, match=r"no column input that data\.columns\.label"):
         build_job(make_spec(tmp_path, data__columns={"label": "x"}))
 
 
@@ -476,7 +478,7 @@ def test_deepspeed_shapes(tmp_path: Path) -> None:
 
 
 def test_onnxruntime_is_passed_with_a_note(tmp_path: Path) -> None:
-    job = build_job(make_spec(tmp_path, method={"onnxruntime": True}))
+    job = build_job(make_spec(tmp_path, target__apply_ort=True))
     assert node_inputs(job)["apply_ort"] == "true"
     assert "no effect" in job.properties["azfinetune.notes"]
     assert "apply_ort" not in node_inputs(build_job(make_spec(tmp_path)))
@@ -536,9 +538,9 @@ def test_warmup_ratio_becomes_steps(tmp_path: Path) -> None:
 
     remote = make_spec(tmp_path, data__train="azureml:chat-train:3")
     assert "warmup_steps" not in node_inputs(build_job(remote))
-    with pytest.raises(BuildError) as caught:
+    with pytest.raises(SpecError) as caught:
         build_job(make_spec(tmp_path, data__train="azureml:chat-train:3", training={"warmup_ratio": 0.1}))
-    assert caught.value.path == "training.warmup_ratio"
+    assert "training.warmup_ratio" in caught.value.paths
 
 
 def test_component_reference_latest_or_pinned(tmp_path: Path) -> None:
@@ -555,9 +557,9 @@ def test_component_reference_latest_or_pinned(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("version", ["0.0.81", "0.0.5", "0.1.0", "1.0.0"])
 def test_unknown_component_versions_are_refused(tmp_path: Path, version: str) -> None:
-    with pytest.raises(BuildError) as caught:
+    with pytest.raises(SpecError) as caught:
         build_job(make_spec(tmp_path, target__component_version=version))
-    assert caught.value.path == "target.component_version"
+    assert "target.component_version" in caught.value.paths
     assert "unknown to azfinetune" in str(caught.value) and "0.0.82" in str(caught.value)
 
 
@@ -573,10 +575,9 @@ def test_component_version_checks(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("technique", ["qlora", "dora"])
 def test_techniques_the_registry_cannot_do_are_spec_errors(tmp_path: Path, technique: str) -> None:
-    with pytest.raises(SpecError) as caught:
-        make_spec(tmp_path, method={"technique": technique})
-    assert "method.technique" in caught.value.paths
-    assert "target.kind: command" in str(caught.value)
+    error = refused(make_spec(tmp_path, method={"technique": technique}))
+    assert error.paths == ["method.technique"]
+    assert f"use target.kind local, command or pipeline for {technique}" in str(error)
 
 
 @pytest.mark.parametrize(
@@ -599,24 +600,23 @@ def test_techniques_the_registry_cannot_do_are_spec_errors(tmp_path: Path, techn
 def test_settings_the_registry_cannot_honour(
     tmp_path: Path, changes: dict[str, Any], path: str, fragment: str
 ) -> None:
-    with pytest.raises(BuildError) as caught:
+    with pytest.raises(SpecError) as caught:
         build_job(make_spec(tmp_path, **changes))
-    assert caught.value.path == path and fragment in str(caught.value)
-    assert caught.value.hint is not None or "\n" in str(caught.value)
+    assert path in caught.value.paths and fragment in str(caught.value)
+    assert next(i for i in caught.value.issues if i.path == path).hint is not None
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
-    with pytest.raises(BuildError) as caught:
+    with pytest.raises(SpecError) as caught:
         build_job(make_spec(tmp_path, training={"packing": True, "lr_scheduler": "inverse_sqrt"}))
-    assert caught.value.message.startswith("2 problems building the chat_completion_pipeline job")
+    assert caught.value.paths == ["training.lr_scheduler", "training.packing"]
+    assert caught.value.message.startswith("2 problems in the spec")
 
 
 def test_serverless_cpu_steps_need_a_vm_size(tmp_path: Path) -> None:
     spec = make_spec(tmp_path)
     patched = spec.model_copy(update={"target": spec.target.model_copy(update={"cpu_compute": "serverless"})})
-    with pytest.raises(BuildError) as caught:
-        registry_pipeline_plan(patched)
-    assert caught.value.path == "target.cpu_instance_type"
+    assert [i.path for i in registry_pipeline_issues(patched)] == ["target.cpu_instance_type"]
 
 
 def test_no_network_is_needed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from azfinetune.build._paths import is_local_path
-from azfinetune.build.environment import environment_reference
-from azfinetune.errors import BuildError, SpecError, Issue
+from azfinetune.errors import BuildError, Issue, SpecError
+from azfinetune.targets._environment import environment_reference
+from azfinetune.targets._paths import is_local_path
+from azfinetune.targets._protocol import ExportFormat
 
 if TYPE_CHECKING:
     from azfinetune.spec import FineTuneSpec
 
 __all__ = [
     "COMMAND_JOB_SCHEMA",
-    "REST_EXPORTERS",
-    "YAML_EXPORTERS",
     "ExportResult",
     "export_job",
     "export_spec",
@@ -30,29 +28,8 @@ __all__ = [
     "rest_body",
 ]
 
-ExportFormat = Literal["yaml", "json"]
 
 COMMAND_JOB_SCHEMA = "https://azuremlschemas.azureedge.net/latest/commandJob.schema.json"
-
-#: Job class name -> "module:function(job, *, base_dir) -> dict": the YAML mapping of the other builders' jobs.
-#: Command jobs are handled here (job_yaml_dict).
-YAML_EXPORTERS: dict[str, str] = {
-    "CustomModelFineTuningJob": "azfinetune.build.finetuning:finetuning_job_yaml_dict",
-    "PipelineJob": "azfinetune.build.pipeline:pipeline_yaml_dict",
-}
-#: Job class name -> "module:function(job, *, base_dir) -> dict": the REST body of the other builders' jobs.
-REST_EXPORTERS: dict[str, str] = {
-    "PipelineJob": "azfinetune.build.pipeline:pipeline_rest_body",
-}
-
-
-def _exporter(table: dict[str, str], job: Any) -> Any:
-    target = table.get(type(job).__name__)
-    if target is None:
-        return None
-    module_name, _, function = target.partition(":")
-    return getattr(importlib.import_module(module_name), function)
-
 
 # Order of the keys in the exported YAML (the rest follow in azure-ai-ml's order).
 _YAML_ORDER = (
@@ -230,38 +207,57 @@ def _yaml_text(data: Mapping[str, Any], header: list[str]) -> str:
     return "".join(f"# {line}\n" if line else "#\n" for line in header) + text
 
 
-def export_job(job: Any, format: ExportFormat = "yaml", *, base_dir: Path | str) -> str:
-    """The job as text: `yaml` for `az ml job create -f` / load_job, `json` for the REST body.
+def _yaml_mapping(job: Any, *, base_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """The job's `az ml job create -f` mapping and the header lines above it, for every job kind we build."""
+    from azure.ai.ml.entities import PipelineJob
+    from azure.ai.ml.entities._job.finetuning.custom_model_finetuning_job import CustomModelFineTuningJob
 
-    base_dir is the folder the text will be read from (the output file's folder): local paths are written
-    relative to it."""
-    base = Path(base_dir)
-    if format == "json":
-        rest_exporter = _exporter(REST_EXPORTERS, job)
-        body = rest_exporter(job, base_dir=base) if rest_exporter else rest_body(job, base_dir=base)
-        return json.dumps(body, indent=2, sort_keys=True) + "\n"
-    if format != "yaml":
-        raise BuildError(f"unknown export format {format!r}", hint="use yaml or json")
     command_job, _ = _as_job(job)
-    exporter = _exporter(YAML_EXPORTERS, command_job)
-    if exporter is not None:
-        data = exporter(command_job, base_dir=base)
-        header = [
+    submit = "Submit: az ml job create -f <this file>"
+    if isinstance(command_job, PipelineJob):
+        from azfinetune.targets.pipeline import pipeline_yaml_dict
+
+        return pipeline_yaml_dict(command_job, base_dir=base_dir), [
             f"Azure ML job {command_job.name}, written by azfinetune build.",
-            "Submit: az ml job create -f <this file>",
+            submit,
         ]
-        return _yaml_text(data, header)
-    data = job_yaml_dict(job, base_dir=base)
-    header = [
-        f"Azure ML command job {command_job.name}, written by azfinetune build.",
-        "Submit: az ml job create -f <this file>",
-    ]
+    if isinstance(command_job, CustomModelFineTuningJob):
+        from azfinetune.targets._finetuning import finetuning_job_yaml_dict
+
+        return finetuning_job_yaml_dict(command_job, base_dir=base_dir), [
+            f"Azure ML job {command_job.name}, written by azfinetune build.",
+            submit,
+        ]
+    data = job_yaml_dict(job, base_dir=base_dir)
+    header = [f"Azure ML command job {command_job.name}, written by azfinetune build.", submit]
     environment = getattr(command_job, "environment", None)
     if environment is not None and not isinstance(environment, str):
         header.append(
             f"Environment {environment_reference(environment)} (azfinetune submit registers it under this name;"
         )
         header.append("az ml builds the same folder as an anonymous environment, also versioned by content).")
+    return data, header
+
+
+def export_job(job: Any, format: ExportFormat = "yaml", *, base_dir: Path | str) -> str:
+    """The job as text: `yaml` for `az ml job create -f` / load_job, `json` for the REST body.
+
+    base_dir is the folder the text will be read from (the output file's folder): local paths are written
+    relative to it."""
+    from azure.ai.ml.entities import PipelineJob
+
+    base = Path(base_dir)
+    if format == "json":
+        if isinstance(job, PipelineJob):
+            from azfinetune.targets.pipeline import pipeline_rest_body
+
+            body = pipeline_rest_body(job, base_dir=base)
+        else:
+            body = rest_body(job, base_dir=base)
+        return json.dumps(body, indent=2, sort_keys=True) + "\n"
+    if format != "yaml":
+        raise BuildError(f"unknown export format {format!r}", hint="use yaml or json")
+    data, header = _yaml_mapping(job, base_dir=base)
     return _yaml_text(data, header)
 
 
@@ -283,13 +279,13 @@ def export_spec(
 ) -> ExportResult:
     """Load (if a path) and check a spec, build its job and export it: `azfinetune build` in one call.
 
-    Raises SpecError for spec problems and missing files, BuildError when the job cannot be built."""
-    from azfinetune.build import build_job
-    from azfinetune.checks import check_spec
+    Raises SpecError for spec problems and missing files (a BuildError is an internal fault)."""
+    from azfinetune.targets import check_spec, get_target
 
     report = check_spec(spec, overrides=overrides, data=False)
     if report.errors:
         raise SpecError(report.errors, file=report.spec.source)
-    job = build_job(report.spec)
-    text = export_job(job, format, base_dir=Path(base_dir) if base_dir is not None else Path.cwd())
+    target = get_target(report.spec.target.kind)
+    job = target.build(report.spec)
+    text = target.export(job, base_dir=Path(base_dir) if base_dir is not None else Path.cwd(), format=format)
     return ExportResult(text=text, job_name=str(job.name), warnings=list(report.warnings))

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GENERATED_DIR",
+    "SHIPPED_DIR",
+    "components_dir",
+    "environment_dirs",
     "generated_dir",
     "is_local_path",
     "job_code_dir",
@@ -24,35 +27,48 @@ __all__ = [
 GENERATED_DIR = ".azfinetune"
 
 
-def project_root() -> Path:
-    """The azfinetune project checkout (the folder holding azfinetune/, jobs/ and environments/)."""
-    import azfinetune
+#: Inside an installed wheel, the project folders azfinetune builds jobs from (see setup.py).
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "_shipped"
 
-    return Path(azfinetune.__file__).resolve().parents[1]
+
+def project_root() -> Path:
+    """Where jobs/ and environments/ are: the wheel's shipped copy, else the project checkout."""
+    if (SHIPPED_DIR / "jobs" / "src").is_dir():
+        return SHIPPED_DIR
+    return Path(__file__).resolve().parents[2]
 
 
 def job_code_dir() -> Path:
-    """jobs/src of the project: the code every training job runs (`python -m finetune`)."""
+    """jobs/src: the code every training job runs (`python -m finetune`), shipped with azfinetune."""
     folder = project_root() / "jobs" / "src"
     if not (folder / "finetune").is_dir():
         raise BuildError(
             f"the training code is missing: no {folder / 'finetune'}",
-            hint="azfinetune builds Azure ML jobs from a project checkout (pip install -e .), "
-            "which holds jobs/src",
+            hint="reinstall azfinetune (the wheel ships jobs/src), or install it from a project checkout",
         )
     return folder
+
+
+def components_dir() -> Path:
+    """jobs/components: the pipeline steps' Azure ML component YAMLs."""
+    return project_root() / "jobs" / "components"
+
+
+def environment_dirs(spec: FineTuneSpec, relative: str) -> list[Path]:
+    """Where an environment folder named in a spec may be: beside the spec, then the shipped environments."""
+    return [spec.resolve_path(relative), project_root() / relative]
 
 
 def resolve_environment_dir(spec: FineTuneSpec) -> Path:
     """The environment folder a spec names: relative to the spec's folder first, then to the project."""
     relative = spec.environment
-    for candidate in (spec.resolve_path(relative), project_root() / relative):
+    for candidate in environment_dirs(spec, relative):
         if candidate.is_dir():
             return candidate.resolve()
     raise BuildError(
         f"environment folder {relative} not found (looked beside the spec and in {project_root()})",
         path="environment",
-        hint="use environments/finetune-gpu from this project, or azureml:<name>:<version>",
+        hint="use environments/finetune-gpu (shipped with azfinetune), or azureml:<name>:<version>",
     )
 
 

@@ -7,24 +7,32 @@ import shlex
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from azfinetune.errors import BuildError
+from azfinetune.catalog import find_model
+from azfinetune.errors import BuildError, Issue
+from azfinetune.spec import FineTuneSpec, Task
 
 if TYPE_CHECKING:
-    from azfinetune.spec import FineTuneSpec
+    from collections.abc import Iterator
 
 __all__ = [
     "ENTRYPOINT_MODULE",
+    "ENTRYPOINT_TASKS",
     "INPUT_NAMES",
     "OUTPUT_NAMES",
     "command_line",
     "entrypoint_args",
     "entrypoint_inputs",
     "entrypoint_outputs",
+    "our_code_rules",
     "target_modules",
 ]
 
 #: `python -m <this>` with cwd (the job's code) = jobs/src.
 ENTRYPOINT_MODULE = "finetune"
+#: The tasks the entry point trains (its --task choices that are not refused); the registry pipelines train the rest.
+ENTRYPOINT_TASKS: frozenset[Task] = frozenset(
+    {Task.CHAT_COMPLETION, Task.TEXT_COMPLETION, Task.TEXT_CLASSIFICATION, Task.TOKEN_CLASSIFICATION}
+)
 
 #: Names of the entry point's inputs, as job input names and as keys of `entrypoint_args(inputs=...)`.
 INPUT_NAMES = ("model", "train", "validation", "test", "deepspeed")
@@ -76,8 +84,6 @@ def target_modules(spec: FineTuneSpec) -> str:
         return ",".join(wanted)
     if wanted == "all-linear":
         return "all-linear"
-    from azfinetune.catalog import find_model
-
     info = find_model(spec.model)
     if info is not None and info.lora_target_modules:
         return ",".join(info.lora_target_modules)
@@ -181,6 +187,13 @@ def entrypoint_args(
         if name in outputs:
             args += [_OUTPUT_FLAGS[name], outputs[name]]
     return args
+
+
+def our_code_rules(spec: FineTuneSpec) -> Iterator[Issue]:
+    """Rules of the kinds that run this project's job code in Azure ML (command, pipeline): the environment."""
+    from azfinetune.targets._environment import environment_issues
+
+    yield from environment_issues(spec)
 
 
 def command_line(args: list[str], *, module: str = ENTRYPOINT_MODULE) -> str:

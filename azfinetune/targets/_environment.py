@@ -9,18 +9,20 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from azfinetune.build._paths import resolve_environment_dir
-from azfinetune.errors import BuildError
+from azfinetune.errors import BuildError, Issue
+from azfinetune.spec import FineTuneSpec
+from azfinetune.targets._paths import environment_dirs, project_root, resolve_environment_dir
 
 if TYPE_CHECKING:
-    from azure.ai.ml.entities import Environment
+    from collections.abc import Iterator
 
-    from azfinetune.spec import FineTuneSpec
+    from azure.ai.ml.entities import Environment
 
 __all__ = [
     "ENVIRONMENT_FILE",
     "environment_for_spec",
     "environment_from_folder",
+    "environment_issues",
     "environment_reference",
     "environment_version",
     "is_environment_folder",
@@ -35,6 +37,16 @@ _IGNORED_NAMES = {"__pycache__", ".git", ".DS_Store", ".ipynb_checkpoints", ".my
 _IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
 _VERSION_LENGTH = 16
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+# name, name:version or name@label
+_REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}([:@][A-Za-z0-9_.-]{1,64})?$")
+_REGISTRY_ENV_RE = re.compile(
+    r"^azureml://registries/[A-Za-z0-9_-]+/environments/[A-Za-z0-9][A-Za-z0-9_.-]*/(versions/[A-Za-z0-9_.-]+|labels/[A-Za-z0-9_.-]+)$"
+)
+_ARM_ENV_RE = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/workspaces/[^/]+"
+    r"/environments/[A-Za-z0-9][A-Za-z0-9_.-]*(/versions/[A-Za-z0-9_.-]+)?$",
+    re.IGNORECASE,
+)
 
 
 def is_environment_folder(reference: str) -> bool:
@@ -134,14 +146,21 @@ def normalize_environment_reference(reference: str) -> str:
     ref = reference.strip()
     if not ref:
         raise BuildError("the environment reference is empty", path="environment")
-    if ref.startswith("azureml://") or ref.startswith("/subscriptions/"):
+    if ref.startswith("azureml://"):
+        if not _REGISTRY_ENV_RE.fullmatch(ref):
+            raise BuildError(
+                f"{reference!r} is not a registry environment",
+                path="environment",
+                hint="use azureml://registries/<registry>/environments/<name>/versions/<v> (or /labels/latest)",
+            )
         return ref
     if ref.startswith("azureml:"):
         ref = ref[len("azureml:") :]
-        if ref.startswith("/subscriptions/"):
-            return ref
-    name = re.split(r"[:@]", ref, maxsplit=1)[0]
-    if not _NAME_RE.fullmatch(name) or ref.count(":") + ref.count("@") > 1:
+    if ref.startswith("/subscriptions/"):
+        if not _ARM_ENV_RE.fullmatch(ref):
+            raise BuildError(f"{reference!r} is not an environment resource id", path="environment")
+        return ref
+    if not _REFERENCE_RE.fullmatch(ref):
         raise BuildError(
             f"{reference!r} is not an environment reference",
             path="environment",
@@ -167,3 +186,52 @@ def environment_reference(environment: Any) -> str:
     if name and version:
         return f"{name}:{version}"
     raise BuildError("the job's environment has no name and version", path="environment")
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why a folder does not define an environment (the same checks environment_from_folder makes), or None."""
+    try:
+        definition = _definition(folder)
+    except BuildError as error:
+        return error.message
+    name = str(definition.get("name") or f"azfinetune-{folder.name}")
+    if not _NAME_RE.fullmatch(name):
+        return f"{name!r} is not a valid Azure ML environment name"
+    if not _files(folder):
+        return f"environment folder {folder} is empty"
+    build = definition.get("build")
+    if isinstance(build, dict) or (not definition.get("image") and (folder / "Dockerfile").is_file()):
+        build = build if isinstance(build, dict) else {}
+        context = (folder / str(build.get("path") or ".")).resolve()
+        dockerfile = str(build.get("dockerfile_path") or "Dockerfile")
+        if not (context / dockerfile).is_file():
+            return f"no {dockerfile} in the environment's build context {context}"
+        return None
+    if definition.get("image"):
+        conda = definition.get("conda_file")
+        if conda and not (folder / str(conda)).is_file():
+            return f"the conda file {conda} named in {ENVIRONMENT_FILE} is missing"
+        return None
+    return f"{folder} defines no environment: it needs a Dockerfile or an {ENVIRONMENT_FILE} with build: or image:"
+
+
+def environment_issues(spec: FineTuneSpec) -> Iterator[Issue]:
+    """The spec's `environment`, checked offline: a folder that defines an environment, or a valid reference."""
+    reference = spec.environment
+    if is_environment_folder(reference):
+        folder = next((path for path in environment_dirs(spec, reference) if path.is_dir()), None)
+        if folder is None:
+            yield Issue(
+                "environment",
+                f"environment folder {reference} not found (looked beside the spec and in {project_root()})",
+                hint="use environments/finetune-gpu (shipped with azfinetune), or azureml:<name>:<version>",
+            )
+            return
+        problem = _folder_problem(folder.resolve())
+        if problem is not None:
+            yield Issue("environment", problem, hint="see environments/finetune-gpu for a working folder")
+        return
+    try:
+        normalize_environment_reference(reference)
+    except BuildError as error:
+        yield Issue("environment", error.message, hint=error.hint)

@@ -16,21 +16,27 @@ import yaml
 from click.testing import CliRunner
 
 from azfinetune import __version__
-from azfinetune.build import build_job
-from azfinetune.build._paths import job_code_dir, project_root
-from azfinetune.build.command import build_command_job, normalize_data_reference
-from azfinetune.build.deepspeed import deepspeed_config, write_deepspeed_config
-from azfinetune.build.entrypoint import command_line, entrypoint_args, entrypoint_inputs, entrypoint_outputs
-from azfinetune.build.environment import (
-    environment_from_folder,
-    environment_version,
-    normalize_environment_reference,
-)
-from azfinetune.build.export import export_job, export_spec, rest_body
 from azfinetune.cli._app import Application, run_with_boundary
 from azfinetune.cli.build import build
 from azfinetune.errors import BuildError, SpecError
 from azfinetune.spec import load_spec, spec_from_dict
+from azfinetune.targets import build_job
+from azfinetune.targets._deepspeed import deepspeed_config, write_deepspeed_config
+from azfinetune.targets._entrypoint import (
+    command_line,
+    entrypoint_args,
+    entrypoint_inputs,
+    entrypoint_outputs,
+)
+from azfinetune.targets._environment import (
+    environment_from_folder,
+    environment_version,
+    normalize_environment_reference,
+)
+from azfinetune.targets._export import export_job, export_spec, rest_body
+from azfinetune.targets._paths import job_code_dir, project_root
+from azfinetune.targets.command import build_command_job, normalize_data_reference
+from tests.conftest import refused
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "jobs" / "examples"
@@ -478,8 +484,10 @@ def test_local_target_builds_a_job_without_compute(tmp_path: Path, env_folder: P
 
 def test_command_job_refuses_gated_registration(tmp_path: Path, env_folder: Path) -> None:
     spec = make_spec(tmp_path, env_folder, register={"model_name": "m", "min_eval": {"eval_loss": "<= 1.0"}})
-    with pytest.raises(BuildError, match="min_eval"):
-        build_command_job(spec)
+    error = refused(spec)
+    assert error.paths == ["register.min_eval"] and "evaluation step" in str(error)
+    with pytest.raises(SpecError, match="min_eval"):
+        build_job(spec)  # build runs the same checks first: never a BuildError for a user error
 
 
 # -- DeepSpeed ---------------------------------------------------------------------------------------------
@@ -567,13 +575,13 @@ def test_deepspeed_file_is_content_addressed(tmp_path: Path, env_folder: Path) -
 
 
 def test_optimizer_offload_with_an_8bit_optimizer_is_refused(tmp_path: Path, env_folder: Path) -> None:
-    spec = make_spec(
-        tmp_path,
-        env_folder,
-        method={"deepspeed": {"stage": 2, "offload_optimizer": True}, "optimizer": "paged_adamw_8bit"},
-    )
-    with pytest.raises(BuildError, match="CPU AdamW"):
-        deepspeed_config(spec)
+    with pytest.raises(SpecError, match="CPU AdamW") as caught:
+        make_spec(
+            tmp_path,
+            env_folder,
+            method={"deepspeed": {"stage": 2, "offload_optimizer": True}, "optimizer": "paged_adamw_8bit"},
+        )
+    assert caught.value.paths == ["method.optimizer"]
 
 
 # -- environment -----------------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Spec -> azure.ai.ml CommandJob that runs `python -m finetune` from jobs/src (target.kind command and local)."""
+"""target.kind command: an azure.ai.ml CommandJob that runs `python -m finetune` from jobs/src on the cluster.
+
+The local target runs the same CommandJob's command line on this machine (`build_command_job` serves both)."""
 
 from __future__ import annotations
 
@@ -6,22 +8,32 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from azfinetune.build._common import azfinetune_tags, job_name
-from azfinetune.build._paths import generated_dir, job_code_dir
-from azfinetune.build.deepspeed import write_deepspeed_config
-from azfinetune.build.entrypoint import command_line, entrypoint_args, entrypoint_outputs
-from azfinetune.build.environment import environment_for_spec
-from azfinetune.errors import BuildError, CatalogError
+from azfinetune.catalog import find_model, get_sku
+from azfinetune.errors import BuildError, CatalogError, Issue
+from azfinetune.spec import CommandTarget, FineTuneSpec, model_kind
+from azfinetune.targets._common import azfinetune_tags, job_name
+from azfinetune.targets._deepspeed import write_deepspeed_config
+from azfinetune.targets._entrypoint import (
+    ENTRYPOINT_TASKS,
+    command_line,
+    entrypoint_args,
+    entrypoint_outputs,
+    our_code_rules,
+)
+from azfinetune.targets._environment import environment_for_spec
+from azfinetune.targets._paths import generated_dir, job_code_dir
+from azfinetune.targets._protocol import TargetBase
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from azure.ai.ml import Input
     from azure.ai.ml.entities import CommandJob
-
-    from azfinetune.spec import FineTuneSpec
 
 __all__ = [
     "DEFAULT_SHM_GIB",
     "SPOT_JOB_TIER",
+    "TARGET",
     "ResourcePlan",
     "build_command_job",
     "data_input",
@@ -51,21 +63,19 @@ class ResourcePlan:
 
 def resource_plan(spec: FineTuneSpec) -> ResourcePlan:
     """Nodes, GPUs per node (default: the SKU's GPU count from the catalog, else 1) and shm size."""
-    from azfinetune.catalog import get_sku
-
-    target = spec.target
+    resources = spec.target.resources()
     sku = None
-    if target.instance_type:
+    if resources.instance_type:
         try:
-            sku = get_sku(target.instance_type)
-        except CatalogError as error:
-            raise BuildError(error.message, path="target.instance_type", hint=error.hint) from None
-    gpus = target.gpus_per_node if target.gpus_per_node is not None else (sku.gpus if sku else 1)
+            sku = get_sku(resources.instance_type)
+        except CatalogError:
+            sku = None  # the rules refuse an unknown VM size before any build
+    gpus = resources.gpus_per_node if resources.gpus_per_node is not None else (sku.gpus if sku else 1)
     shm_gib = max(DEFAULT_SHM_GIB, 8 * gpus)
     if sku is not None:
         # Never more than half the VM's memory: /dev/shm is RAM.
         shm_gib = min(shm_gib, max(1, int(sku.ram_gib // 2)))
-    return ResourcePlan(nodes=target.nodes, gpus_per_node=gpus, shm_size=f"{shm_gib}g")
+    return ResourcePlan(nodes=resources.nodes, gpus_per_node=gpus, shm_size=f"{shm_gib}g")
 
 
 def normalize_data_reference(reference: str) -> str:
@@ -97,11 +107,8 @@ def model_input(spec: FineTuneSpec) -> Input | str:
     Hugging Face id (it cannot mount a registry model) or, for a local folder, that folder."""
     from azure.ai.ml import Input
 
-    from azfinetune.catalog import find_model
-    from azfinetune.spec import model_kind
-
     kind = model_kind(spec.model)
-    local = spec.target.kind.value == "local"
+    local = spec.target.kind == "local"
     if kind == "local":
         if not local:
             raise BuildError(
@@ -149,24 +156,6 @@ def _environment(spec: FineTuneSpec, *, local: bool) -> Any:
         raise
 
 
-def _check_spec(spec: FineTuneSpec) -> None:
-    kind = spec.target.kind.value
-    if kind not in ("command", "local"):
-        raise BuildError(
-            f"build_command_job builds target.kind command or local, not {kind}", path="target.kind"
-        )
-    if kind == "command" and not spec.target.compute:
-        raise BuildError("a command job needs a compute cluster", path="target.compute")
-    if spec.register is not None and spec.register.min_eval:
-        # A command job's mlflow_model output is registered whenever the job succeeds; the gate needs the
-        # pipeline's evaluate step.
-        raise BuildError(
-            "a command job registers its model unconditionally; min_eval needs an evaluation step",
-            path="register.min_eval",
-            hint="use target.kind: pipeline for gated registration, or remove register.min_eval",
-        )
-
-
 def build_command_job(spec: FineTuneSpec) -> CommandJob:
     """The CommandJob for a spec: jobs/src + `python -m finetune <flags>`, pure and deterministic.
 
@@ -181,8 +170,7 @@ def build_command_job(spec: FineTuneSpec) -> CommandJob:
         QueueSettings,
     )
 
-    _check_spec(spec)
-    local = spec.target.kind.value == "local"
+    local = spec.target.kind == "local"
 
     inputs: dict[str, Input | str] = {"model": model_input(spec)}
     for role, reference in spec.data.files().items():
@@ -214,13 +202,14 @@ def build_command_job(spec: FineTuneSpec) -> CommandJob:
         if plan.processes > 1 or use_deepspeed
         else None
     )
+    target = spec.target.resources()
     resources = None
     if not local:
         resources = JobResourceConfiguration(
-            instance_count=plan.nodes, instance_type=spec.target.instance_type, shm_size=plan.shm_size
+            instance_count=plan.nodes, instance_type=target.instance_type, shm_size=plan.shm_size
         )
     queue_settings = None
-    if not local and spec.target.priority.value == "low":
+    if not local and target.priority == "low":
         queue_settings = _quiet(QueueSettings, job_tier=SPOT_JOB_TIER)
 
     job_kwargs: dict[str, Any] = {
@@ -236,12 +225,47 @@ def build_command_job(spec: FineTuneSpec) -> CommandJob:
         "environment": _environment(spec, local=local),
         # Nothing secret here ever: secrets travel as keyvault:// references on the command line.
         "environment_variables": {},
-        "compute": None if local else spec.target.compute,
+        "compute": None if local else getattr(spec.target, "compute", None),
         "resources": resources,
         "distribution": distribution,
-        "limits": CommandJobLimits(timeout=spec.target.max_run_minutes * 60),
+        "limits": CommandJobLimits(timeout=(target.max_run_minutes or 720) * 60),
         "identity": ManagedIdentityConfiguration(),
     }
     if queue_settings is not None:
         job_kwargs["queue_settings"] = queue_settings
     return CommandJob(**job_kwargs)
+
+
+def cluster_rules(spec: FineTuneSpec) -> Iterator[Issue]:
+    """Serverless compute (`compute: serverless`) needs a VM size; shared by command and pipeline."""
+    if getattr(spec.target, "compute", None) == "serverless" and not spec.target.resources().instance_type:
+        yield Issue(
+            "target.instance_type",
+            "target.compute is serverless, so the job needs a VM size",
+            hint="set target.instance_type, e.g. Standard_NC24ads_A100_v4",
+        )
+
+
+class _Command(TargetBase):
+    kind = "command"
+    fields = CommandTarget
+    summary = "CommandJob: jobs/src/finetune + environments/finetune-gpu on your AmlCompute GPU cluster"
+    tasks = ENTRYPOINT_TASKS
+
+    def own_rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
+        yield from our_code_rules(spec)
+        yield from cluster_rules(spec)
+        if spec.register is not None and spec.register.min_eval:
+            # A command job's mlflow_model output is registered whenever the job succeeds; the gate needs the
+            # pipeline's evaluate step.
+            yield Issue(
+                "register.min_eval",
+                "a command job registers its model unconditionally; min_eval needs an evaluation step",
+                hint="use target.kind: pipeline for gated registration, or remove register.min_eval",
+            )
+
+    def build(self, spec: FineTuneSpec) -> CommandJob:
+        return build_command_job(spec)
+
+
+TARGET = _Command()

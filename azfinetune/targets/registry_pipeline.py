@@ -10,11 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from azfinetune.build._common import TAG_PREFIX, azfinetune_tags, job_name
-from azfinetune.build._paths import generated_dir
-from azfinetune.build.command import data_input
-from azfinetune.build.deepspeed import write_deepspeed_config
-from azfinetune.build.registry_components import (
+from azfinetune.catalog import ModelInfo, find_model, get_sku
+from azfinetune.errors import BuildError, CatalogError, Issue
+from azfinetune.spec import FineTuneSpec, RegistryPipelineTarget, Technique, model_kind
+from azfinetune.targets._common import TAG_PREFIX, azfinetune_tags, job_name
+from azfinetune.targets._deepspeed import deepspeed_config, write_deepspeed_config
+from azfinetune.targets._paths import generated_dir
+from azfinetune.targets._protocol import TargetBase
+from azfinetune.targets._registry_components import (
     REGISTRY,
     TASK_COMPONENTS,
     check_component_version,
@@ -22,19 +25,21 @@ from azfinetune.build.registry_components import (
     contract,
     load_registry_component,
 )
-from azfinetune.errors import BuildError, CatalogError
+from azfinetune.targets._rules import is_user_set
+from azfinetune.targets.command import normalize_data_reference
 
 if TYPE_CHECKING:
-    from azfinetune.catalog import ModelInfo
-    from azfinetune.spec import FineTuneSpec
+    from collections.abc import Iterator
 
 __all__ = [
     "DEFAULTS_PROPERTY",
     "NODE_NAME",
     "REGISTRY_COLUMNS",
+    "TARGET",
+    "AssetInput",
     "RegistryPipelinePlan",
     "build_registry_pipeline_job",
-    "is_user_set",
+    "registry_pipeline_issues",
     "registry_pipeline_plan",
 ]
 
@@ -100,38 +105,23 @@ class RegistryPipelinePlan:
     deepspeed_config: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class AssetInput:
+    """An asset input of the component (model or data), before it becomes an azure.ai.ml Input at build."""
+
+    type: str
+    path: str
+
+
 @dataclass
 class _Problems:
-    items: list[tuple[str, str, str | None]] = field(default_factory=list)
+    items: list[Issue] = field(default_factory=list)
 
     def add(self, path: str, message: str, hint: str | None = None) -> None:
-        self.items.append((path, message, hint))
-
-    def raise_if_any(self, what: str) -> None:
-        if not self.items:
-            return
-        if len(self.items) == 1:
-            path, message, hint = self.items[0]
-            raise BuildError(message, path=path, hint=hint)
-        lines = [f"{len(self.items)} problems {what}:"]
-        for path, message, hint in self.items:
-            lines.append(f"  {path}: {message}" + (f" ({hint})" if hint else ""))
-        error = BuildError("\n".join(lines))
-        error.path = self.items[0][0]  # the first problem's key, without prefixing the whole list with it
-        raise error
+        self.items.append(Issue(path, message, hint=hint))
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-
-
-def is_user_set(spec: FineTuneSpec, dotted: str) -> bool:
-    """Whether the user wrote `dotted` (e.g. "method.technique") in the spec, rather than taking its default."""
-    node: Any = spec
-    for part in dotted.split("."):
-        if node is None or part not in getattr(node, "model_fields_set", ()):
-            return False
-        node = getattr(node, part)
-    return True
 
 
 def _local_file(spec: FineTuneSpec, role: str) -> Path | None:
@@ -170,20 +160,13 @@ def _count_examples(path: Path) -> int | None:
     return lines - 1 if suffix in (".csv", ".tsv") else lines
 
 
-def _catalog_model(spec: FineTuneSpec) -> ModelInfo | None:
-    from azfinetune.catalog import find_model
-
-    return find_model(spec.model)
-
-
 def _gpus_per_node(spec: FineTuneSpec) -> int | None:
-    if spec.target.gpus_per_node:
-        return spec.target.gpus_per_node
-    if spec.target.instance_type:
-        from azfinetune.catalog import get_sku
-
+    resources = spec.target.resources()
+    if resources.gpus_per_node:
+        return resources.gpus_per_node
+    if resources.instance_type:
         try:
-            gpus = get_sku(spec.target.instance_type).gpus
+            gpus = get_sku(resources.instance_type).gpus
         except CatalogError:
             return None
         return gpus or None
@@ -194,15 +177,16 @@ def _gpus_per_node(spec: FineTuneSpec) -> int | None:
 
 
 def _model_inputs(spec: FineTuneSpec, info: ModelInfo | None, problems: _Problems) -> dict[str, Any]:
-    from azure.ai.ml import Input
-
     ref = spec.model
+    if model_kind(ref) == "local":
+        problems.add("model", "registry pipelines need a registry or Hugging Face model")
+        return {}
     if ref.startswith("hf:"):
         return {"huggingface_id": ref[3:]}
     if ref.startswith("azureml://registries/"):
-        return {"mlflow_model_path": Input(type="mlflow_model", path=ref)}
+        return {"mlflow_model_path": AssetInput("mlflow_model", ref)}
     if info is not None:
-        return {"mlflow_model_path": Input(type="mlflow_model", path=info.registry_uri)}
+        return {"mlflow_model_path": AssetInput("mlflow_model", info.registry_uri)}
     problems.add(
         "model",
         f"{ref!r} is not a registry model, a Hugging Face id or a catalog alias",
@@ -305,6 +289,12 @@ def _check_columns_in_files(spec: FineTuneSpec, columns: dict[str, str], problem
 def _compute_inputs(spec: FineTuneSpec, problems: _Problems) -> dict[str, Any]:
     target = spec.target
     inputs: dict[str, Any] = {}
+    if not isinstance(target, RegistryPipelineTarget):
+        problems.add(
+            "target.kind",
+            f"the registry pipeline mapping takes target.kind registry-pipeline, not {target.kind}",
+        )
+        return inputs
     gpu = target.compute
     if not gpu:
         problems.add(
@@ -371,7 +361,7 @@ def _warmup_steps(spec: FineTuneSpec, gpus: int, problems: _Problems, notes: lis
         if not (spec.data.validation or spec.data.test):
             # The registry splits train 80/10/10 when no validation or test file is given.
             examples = math.ceil(examples * 0.8)
-        world = max(gpus, 1) * spec.target.nodes
+        world = max(gpus, 1) * spec.target.resources().nodes
         micro_batches = math.ceil(examples / (training.per_device_batch_size * world))
         per_epoch = max(1, math.ceil(micro_batches / training.gradient_accumulation_steps))
         total = math.ceil(per_epoch * training.epochs)
@@ -442,13 +432,7 @@ def _method_inputs(
 ) -> dict[str, Any]:
     method = spec.method
     inputs: dict[str, Any] = {}
-    technique = method.technique.value
-    if technique not in ("lora", "full"):
-        problems.add(
-            "method.technique",
-            f"the registry's <task>_pipeline components cannot do {technique} (they offer LoRA or full)",
-            "use target.kind: command to run qlora or dora with this project's training code",
-        )
+    technique = method.technique.value  # lora or full: the target's techniques
     technique_set = is_user_set(spec, "method.technique") or is_user_set(spec, "method.lora")
     if not technique_set and "apply_lora" in defaults:
         apply_lora = defaults["apply_lora"]
@@ -484,14 +468,14 @@ def _method_inputs(
         else:
             # The component's deepspeed_stage offers 2 or 3 without offload; anything else travels as a config file.
             inputs["apply_deepspeed"] = "true"
-            plan.deepspeed_config = _deepspeed_config(spec)
+            plan.deepspeed_config = deepspeed_config(spec)
     elif "apply_deepspeed" in defaults:
         inputs["apply_deepspeed"] = defaults["apply_deepspeed"]
         plan.defaults_applied["apply_deepspeed"] = defaults["apply_deepspeed"]
         if defaults["apply_deepspeed"] == "true" and "deepspeed_stage" in defaults:
             inputs["deepspeed_stage"] = defaults["deepspeed_stage"]
             plan.defaults_applied["deepspeed_stage"] = defaults["deepspeed_stage"]
-    if method.onnxruntime:
+    if isinstance(spec.target, RegistryPipelineTarget) and spec.target.apply_ort:
         inputs["apply_ort"] = "true"
         plan.notes.append(
             "apply_ort has no effect today: Azure's fine-tune code ignores it since October 2023"
@@ -499,35 +483,36 @@ def _method_inputs(
     return inputs
 
 
-def _deepspeed_config(spec: FineTuneSpec) -> dict[str, Any]:
-    from azfinetune.build.deepspeed import deepspeed_config
+def _data_asset(spec: FineTuneSpec, reference: str) -> AssetInput:
+    if spec.data.is_remote(reference):
+        return AssetInput("uri_file", normalize_data_reference(reference))
+    return AssetInput("uri_file", str(spec.resolve_path(reference).resolve()))
 
-    return deepspeed_config(spec)
 
-
-def registry_pipeline_plan(spec: FineTuneSpec) -> RegistryPipelinePlan:
-    """Map the spec onto the registry component's inputs (pure; BuildError listing every problem found)."""
-    from azure.ai.ml import Input
-
+def _map(spec: FineTuneSpec) -> tuple[RegistryPipelinePlan, list[Issue]]:
+    """The spec mapped onto the registry component's inputs, and every problem found on the way. Pure and
+    offline (no azure.ai.ml): `validate` runs it for the rules, `build` for the inputs."""
     task = spec.task.value
     name = TASK_COMPONENTS[task]
     problems = _Problems()
+    target = spec.target
+    requested = target.component_version if isinstance(target, RegistryPipelineTarget) else "latest"
     try:
-        version = check_component_version(name, spec.target.component_version)
+        version = check_component_version(name, requested)
     except BuildError as error:
         problems.add(error.path or "target.component_version", error.message, error.hint)
         version = "latest"
     plan = RegistryPipelinePlan(
         component=name, version=version, component_id=component_id(name, version), inputs={}
     )
-    info = _catalog_model(spec)
+    info = find_model(spec.model)
     defaults = dict(info.registry_pipeline_defaults) if info is not None else {}
 
     # task_name is required and has one allowed value per component.
     inputs: dict[str, Any] = {"task_name": (contract(name).inputs["task_name"].enum or ("",))[0]}
     inputs.update(_model_inputs(spec, info, problems))
     for role, reference in spec.data.files().items():
-        inputs[f"{role}_file_path"] = data_input(spec, reference)
+        inputs[f"{role}_file_path"] = _data_asset(spec, reference)
     train = _local_file(spec, "train")
     columns = _column_inputs(spec, _first_record(train) if train is not None else None, problems)
     _check_columns_in_files(spec, columns, problems)
@@ -555,15 +540,40 @@ def registry_pipeline_plan(spec: FineTuneSpec) -> RegistryPipelinePlan:
         if key in declared and key not in inputs and key not in ("deepspeed_stage",):
             inputs[key] = value
             plan.defaults_applied[key] = value
-    problems.raise_if_any(f"building the {name} job")
+    plan.inputs = inputs
+    return plan, problems.items
 
+
+def registry_pipeline_issues(spec: FineTuneSpec) -> list[Issue]:
+    """What the registry component would refuse, or cannot express, in this spec (offline)."""
+    return _map(spec)[1]
+
+
+def registry_pipeline_plan(spec: FineTuneSpec) -> RegistryPipelinePlan:
+    """Map the spec onto the registry component's inputs, asset inputs as azure.ai.ml Inputs (the DeepSpeed
+    config written beside the spec when one is needed). The rules refuse every problem first; a problem here
+    is an internal fault."""
+    from azure.ai.ml import Input
+
+    plan, problems = _map(spec)
+    if problems:
+        raise BuildError(
+            f"the {plan.component} job cannot be built: " + "; ".join(str(issue) for issue in problems),
+            path=problems[0].path,
+        )
+    inputs = {
+        key: Input(type=value.type, path=value.path) if isinstance(value, AssetInput) else value
+        for key, value in plan.inputs.items()
+    }
     if plan.deepspeed_config is not None:
         # Written beside the spec (as for command jobs); azure-ai-ml uploads it at submit.
         path = write_deepspeed_config(spec, generated_dir(spec) / "deepspeed")
         inputs["deepspeed"] = Input(type="uri_file", path=str(path))
-    contract_problems = contract(name).problems(inputs)
+    contract_problems = contract(plan.component).problems(inputs)
     if contract_problems:  # a bug in the mapping above, never the user's: fail before anything is sent
-        raise BuildError(f"the {name} inputs break the component's contract: " + "; ".join(contract_problems))
+        raise BuildError(
+            f"the {plan.component} inputs break the component's contract: " + "; ".join(contract_problems)
+        )
     plan.inputs = inputs
     return plan
 
@@ -610,3 +620,25 @@ def build_registry_pipeline_job(spec: FineTuneSpec) -> Any:
         properties=properties,
         settings=PipelineJobSettings(force_rerun=False, continue_on_step_failure=False),
     )
+
+
+class _RegistryPipeline(TargetBase):
+    kind = "registry-pipeline"
+    fields = RegistryPipelineTarget
+    summary = "PipelineJob on the Azure ML registry's <task>_pipeline component (Azure's training code)"
+    techniques = frozenset({Technique.LORA, Technique.FULL})
+
+    def own_rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
+        yield from registry_pipeline_issues(spec)
+        if isinstance(spec.target, RegistryPipelineTarget) and spec.target.apply_ort:
+            yield Issue(
+                "target.apply_ort",
+                "apply_ort is passed, but Azure's fine-tune code has ignored it since October 2023: no effect today",
+                severity="warning",
+            )
+
+    def build(self, spec: FineTuneSpec) -> Any:
+        return build_registry_pipeline_job(spec)
+
+
+TARGET = _RegistryPipeline()

@@ -1,0 +1,29 @@
+"""Talking to Azure ML: which workspace, Azure's errors as ours, uploads, results, and FineTuneClient.
+
+FineTuneClient submits a spec exactly once (its name comes from the spec and its data), then follows, lists and
+cancels its jobs. Nothing here prints; nothing below this package touches the network."""
+
+from azfinetune.client._client import FineTuneClient, use_ml_client
+from azfinetune.client._errors import is_name_conflict, is_transient, map_azure_error, redact
+from azfinetune.client._results import TERMINAL_STATUSES, JobEvent, JobInfo, SubmittedJob, UploadedFile
+from azfinetune.client._settings import DATASTORE, RETRY_SETTINGS, SUBMIT_ATTEMPTS
+from azfinetune.client._workspace import WorkspaceConfig, resolve_workspace
+
+__all__ = [
+    "DATASTORE",
+    "RETRY_SETTINGS",
+    "SUBMIT_ATTEMPTS",
+    "TERMINAL_STATUSES",
+    "FineTuneClient",
+    "JobEvent",
+    "JobInfo",
+    "SubmittedJob",
+    "UploadedFile",
+    "WorkspaceConfig",
+    "is_name_conflict",
+    "is_transient",
+    "map_azure_error",
+    "redact",
+    "resolve_workspace",
+    "use_ml_client",
+]

@@ -1,0 +1,295 @@
+"""`target`: one pydantic model per target kind, parsed as a discriminated union on `kind`.
+
+Each kind holds only the fields it takes, so a key that does not apply to the kind is an unknown-key error (the
+loader's message names the kinds that do take it). The offline rules, the builder and the submit logic of each
+kind live in `azfinetune.targets.<kind>`; these are only the fields, kept here because the spec is the bottom
+layer of the package and FineTuneSpec needs the whole union.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
+
+__all__ = [
+    "TARGET_MODELS",
+    "CommandTarget",
+    "FinetuningJobTarget",
+    "LocalTarget",
+    "PipelineTarget",
+    "Priority",
+    "RegistryPipelineTarget",
+    "ServerlessTarget",
+    "TargetKind",
+    "TargetModel",
+    "TargetResources",
+    "TargetSpec",
+    "kinds_with_field",
+    "target_kind_of",
+]
+
+
+class TargetKind(str, enum.Enum):
+    """Where and as what the job runs."""
+
+    COMMAND = "command"
+    PIPELINE = "pipeline"
+    REGISTRY_PIPELINE = "registry-pipeline"
+    SERVERLESS = "serverless"
+    FINETUNING_JOB = "finetuning-job"
+    LOCAL = "local"
+
+
+class Priority(str, enum.Enum):
+    """AmlCompute VM priority."""
+
+    DEDICATED = "dedicated"
+    LOW = "low"
+
+
+def _no_bool(value: Any) -> Any:
+    """YAML `true` is not a count: pydantic would take it as 1."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be an integer, got {str(value).lower()}")
+    return value
+
+
+#: An integer that refuses booleans (``nodes: true`` is an error, not one node).
+Count = Annotated[int, BeforeValidator(_no_bool)]
+
+_COMPUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,31}")
+
+
+@dataclass(frozen=True)
+class TargetResources:
+    """What a target asks of the hardware, read the same way for every kind (by the planner and the runners).
+
+    `billing` says how the work is paid: by the VM hour (`vm`), by trained token (`serverless`), or not at all
+    (`none`, this machine)."""
+
+    instance_type: str | None
+    nodes: int
+    gpus_per_node: int | None
+    priority: str
+    max_run_minutes: int | None
+    billing: Literal["vm", "serverless", "none"]
+    on_this_machine: bool = False
+
+
+class _Fields(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+class TargetModel(_Fields):
+    """Base of every kind's model: a `kind` and the resources view."""
+
+    kind: str
+
+    def resources(self) -> TargetResources:
+        raise NotImplementedError
+
+
+def _compute_name(value: str | None) -> str | None:
+    if value is not None and not _COMPUTE_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an AmlCompute name (2-32 letters, digits and '-', starting with a letter)"
+        )
+    return value
+
+
+class LocalTarget(TargetModel):
+    """This machine: the job's own command line in a subprocess (no Azure account)."""
+
+    kind: Annotated[Literal["local"], Field(description="local: this machine.")] = "local"
+    gpus_per_node: Annotated[
+        Count | None,
+        Field(ge=1, le=16, description="GPUs used on this machine (torchrun); default one process."),
+    ] = None
+
+    def resources(self) -> TargetResources:
+        return TargetResources(None, 1, self.gpus_per_node, "dedicated", None, "none", on_this_machine=True)
+
+
+class _ClusterTarget(TargetModel):
+    """Fields of the kinds that run on the user's AmlCompute cluster."""
+
+    compute: Annotated[
+        str,
+        Field(
+            description="AmlCompute cluster name, or 'serverless' (Azure ML serverless compute, with instance_type)."
+        ),
+    ]
+    instance_type: Annotated[
+        str | None, Field(description="VM size, e.g. Standard_NC24ads_A100_v4 (the cluster's, for planning).")
+    ] = None
+    nodes: Annotated[Count, Field(ge=1, le=128, description="Number of VMs.")] = 1
+    gpus_per_node: Annotated[
+        Count | None, Field(ge=1, le=16, description="GPUs used per VM; default: all of the SKU's.")
+    ] = None
+
+    @field_validator("compute")
+    @classmethod
+    def _compute(cls, value: str) -> str:
+        if value == "serverless":
+            return value
+        return _compute_name(value) or value
+
+
+class _JobTarget(_ClusterTarget):
+    """Fields of the kinds that run this project's job code on the cluster: priority and timeout too."""
+
+    priority: Annotated[Priority, Field(description="dedicated | low (preemptible, cheaper).")] = (
+        Priority.DEDICATED
+    )
+    max_run_minutes: Annotated[Count, Field(ge=1, le=60 * 24 * 30, description="Job timeout.")] = 720
+
+    def resources(self) -> TargetResources:
+        return TargetResources(
+            self.instance_type,
+            self.nodes,
+            self.gpus_per_node,
+            self.priority.value,
+            self.max_run_minutes,
+            "vm",
+        )
+
+
+class CommandTarget(_JobTarget):
+    """An Azure ML command job running this project's training code on the cluster."""
+
+    kind: Annotated[Literal["command"], Field(description="command: a CommandJob on your cluster.")] = (
+        "command"
+    )
+
+
+class PipelineTarget(_JobTarget):
+    """This project's pipeline: validate data, fine-tune, merge, evaluate, register."""
+
+    kind: Annotated[Literal["pipeline"], Field(description="pipeline: our PipelineJob on your clusters.")] = (
+        "pipeline"
+    )
+    cpu_compute: Annotated[
+        str | None,
+        Field(description="Cluster for the CPU steps (default: the GPU cluster), or 'serverless'."),
+    ] = None
+    cpu_instance_type: Annotated[
+        str | None, Field(description="Serverless VM size for the CPU steps, e.g. Standard_E4s_v3.")
+    ] = None
+
+    @field_validator("cpu_compute")
+    @classmethod
+    def _cpu_compute(cls, value: str | None) -> str | None:
+        return value if value == "serverless" else _compute_name(value)
+
+
+class RegistryPipelineTarget(_ClusterTarget):
+    """The Azure ML registry's `<task>_pipeline` component on the cluster (Azure's training code)."""
+
+    kind: Annotated[
+        Literal["registry-pipeline"], Field(description="registry-pipeline: the registry's <task>_pipeline.")
+    ] = "registry-pipeline"
+    cpu_compute: Annotated[
+        str | None,
+        Field(description="Cluster for the model-import and preprocess steps (default: the GPU cluster)."),
+    ] = None
+    cpu_instance_type: Annotated[
+        str | None, Field(description="Serverless VM size for the CPU steps, e.g. Standard_E4s_v3.")
+    ] = None
+    component_version: Annotated[str, Field(description="'<task>_pipeline' version, or 'latest'.")] = "latest"
+    apply_ort: Annotated[
+        bool, Field(description="Pass the component's apply_ort (no effect today: Azure ignores it).")
+    ] = False
+
+    @field_validator("cpu_compute")
+    @classmethod
+    def _cpu_compute(cls, value: str | None) -> str | None:
+        return value if value == "serverless" else _compute_name(value)
+
+    @field_validator("component_version")
+    @classmethod
+    def _component_version(cls, value: str) -> str:
+        if value != "latest" and not re.fullmatch(r"\d+(\.\d+){0,3}", value):
+            raise ValueError(f"must be 'latest' or a version like 0.0.81, got {value!r}")
+        return value
+
+    def resources(self) -> TargetResources:
+        return TargetResources(self.instance_type, self.nodes, self.gpus_per_node, "dedicated", None, "vm")
+
+
+class ServerlessTarget(TargetModel):
+    """Serverless fine-tuning (MaaS): Azure's compute and training code; priced per trained token."""
+
+    kind: Annotated[
+        Literal["serverless"], Field(description="serverless: a FineTuning job on Azure's GPUs.")
+    ] = "serverless"
+
+    def resources(self) -> TargetResources:
+        return TargetResources(None, 1, None, "dedicated", None, "serverless")
+
+
+class FinetuningJobTarget(TargetModel):
+    """Azure's fine-tuning job (Azure's training code) on the user's own compute."""
+
+    kind: Annotated[
+        Literal["finetuning-job"], Field(description="finetuning-job: a FineTuning job on your compute.")
+    ] = "finetuning-job"
+    compute: Annotated[str | None, Field(description="AmlCompute cluster name (or set instance_types).")] = (
+        None
+    )
+    instance_type: Annotated[
+        str | None, Field(description="VM size of the cluster, e.g. Standard_NC24ads_A100_v4 (for planning).")
+    ] = None
+    instance_types: Annotated[
+        list[str] | None, Field(description="VM sizes the service may pick from (serverless compute).")
+    ] = None
+    job_tier: Annotated[
+        Literal["spot", "basic", "standard", "premium"] | None, Field(description="The service's job tier.")
+    ] = None
+
+    @field_validator("compute")
+    @classmethod
+    def _compute(cls, value: str | None) -> str | None:
+        return _compute_name(value)
+
+    def resources(self) -> TargetResources:
+        vm = self.instance_type or next(iter(self.instance_types or []), None)
+        priority = "low" if self.job_tier == "spot" else "dedicated"
+        return TargetResources(vm, 1, None, priority, None, "vm")
+
+
+#: kind -> its model, in the order the docs list them.
+TARGET_MODELS: dict[str, type[TargetModel]] = {
+    "local": LocalTarget,
+    "command": CommandTarget,
+    "pipeline": PipelineTarget,
+    "registry-pipeline": RegistryPipelineTarget,
+    "serverless": ServerlessTarget,
+    "finetuning-job": FinetuningJobTarget,
+}
+
+
+def target_kind_of(value: Any) -> str | None:
+    """The discriminator: a mapping's `kind` (default `local`, the spec's default target) or a model's."""
+    kind = value.get("kind", "local") if isinstance(value, dict) else getattr(value, "kind", None)
+    kind = getattr(kind, "value", kind)  # a TargetKind member
+    return kind if isinstance(kind, str) else None
+
+
+def kinds_with_field(name: str) -> list[str]:
+    """The target kinds whose model has a field `name` (for "unknown key" hints)."""
+    return [kind for kind, model in TARGET_MODELS.items() if name in model.model_fields]
+
+
+TargetSpec = Annotated[
+    Annotated[LocalTarget, Tag("local")]
+    | Annotated[CommandTarget, Tag("command")]
+    | Annotated[PipelineTarget, Tag("pipeline")]
+    | Annotated[RegistryPipelineTarget, Tag("registry-pipeline")]
+    | Annotated[ServerlessTarget, Tag("serverless")]
+    | Annotated[FinetuningJobTarget, Tag("finetuning-job")],
+    Discriminator(target_kind_of),
+]

@@ -1,0 +1,103 @@
+"""The target protocol: what every target kind provides, and the base class the built-in kinds share."""
+
+from __future__ import annotations
+
+import abc
+import contextvars
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from azfinetune.errors import Issue
+from azfinetune.spec import FineTuneSpec, TargetModel, Task, Technique
+from azfinetune.targets._rules import common_rules
+
+__all__ = ["ExportFormat", "Target", "TargetBase", "WorkspaceSession"]
+
+ExportFormat = Literal["yaml", "json"]
+
+#: The date the rules judge by (retired offers and VM sizes); today unless `target_issues(today=...)` says.
+RULES_DATE: contextvars.ContextVar[dt.date | None] = contextvars.ContextVar(
+    "azfinetune_rules_date", default=None
+)
+
+
+@runtime_checkable
+class WorkspaceSession(Protocol):
+    """What a target's pre-submit step may use: the workspace's MLClient and a client of a registry."""
+
+    @property
+    def ml_client(self) -> Any: ...
+
+    def registry_client(self, registry: str) -> Any: ...
+
+
+@runtime_checkable
+class Target(Protocol):
+    """One target kind: its fields, what it trains, its offline rules, its build, export and pre-submit step.
+
+    `rules` yields every problem that can be found offline (errors and warnings, with key paths); a spec whose
+    rules yield no error builds, and the built job's own argument parser and preflight accept it. `build`
+    returns the job (an azure.ai.ml entity for Azure ML kinds) and raises only for internal faults. `export`
+    renders a built job as text (YAML for the platform's own CLI, or the request body as JSON). `presubmit`
+    runs the checks that need the service (region, subscriptions, pinning `latest`) just before the one create."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def fields(self) -> type[TargetModel]: ...
+
+    @property
+    def summary(self) -> str: ...
+
+    @property
+    def tasks(self) -> frozenset[Task]: ...
+
+    @property
+    def techniques(self) -> frozenset[Technique]: ...
+
+    def rules(self, spec: FineTuneSpec) -> Iterator[Issue]: ...
+
+    def build(self, spec: FineTuneSpec) -> Any: ...
+
+    def export(self, job: Any, *, base_dir: Path, format: ExportFormat = "yaml") -> str: ...
+
+    def presubmit(self, session: WorkspaceSession, spec: FineTuneSpec, job: Any) -> None: ...
+
+
+class TargetBase(abc.ABC):
+    """Shared behaviour of the built-in kinds: the catalog rules, the export of azure.ai.ml jobs, no pre-submit."""
+
+    kind: ClassVar[str]
+    fields: ClassVar[type[TargetModel]]
+    summary: ClassVar[str]
+    tasks: ClassVar[frozenset[Task]] = frozenset(Task)
+    techniques: ClassVar[frozenset[Technique]] = frozenset(Technique)
+
+    def rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
+        yield from common_rules(spec, today=self.today())
+        yield from self.own_rules(spec)
+
+    def own_rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
+        """The kind's own offline rules (besides the catalog rules every kind applies)."""
+        return iter(())
+
+    def today(self) -> dt.date:
+        return RULES_DATE.get() or dt.date.today()
+
+    @abc.abstractmethod
+    def build(self, spec: FineTuneSpec) -> Any:
+        """The job for a spec whose rules found no error."""
+
+    def export(self, job: Any, *, base_dir: Path, format: ExportFormat = "yaml") -> str:
+        from azfinetune.targets._export import export_job
+
+        return export_job(job, format, base_dir=base_dir)
+
+    def presubmit(self, session: WorkspaceSession, spec: FineTuneSpec, job: Any) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"<target {self.kind}>"
