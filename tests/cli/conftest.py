@@ -15,6 +15,7 @@ from tests.client.conftest import client, project, workspace_client, ws
 
 __all__ = ["CliResult", "client", "project", "run_cli", "ws"]
 
+
 @dataclass
 class CliResult:
     code: int
