@@ -37,43 +37,14 @@ def run(
     dry_run: bool,
 ) -> None:
     """Run a spec's training locally — the same command line Azure ML would run (any MaaP spec)."""
-    from azfinetune.targets import check_spec
+    from azfinetune.spec import load_spec
+    from azfinetune.targets import as_local, check_spec
 
-    overrides_list = list(overrides)
-    report = check_spec(spec_path, overrides=[*overrides_list, *_local_target(spec_path, overrides_list)])
+    report = check_spec(as_local(load_spec(spec_path, overrides=list(overrides))))
     for warning in report.warnings:
         app.issue(warning)
     report.raise_for_errors()
     run_spec(app, report.spec, outputs=outputs, allow_download=allow_download, dry_run=dry_run)
-
-
-def _local_target(spec_path: str, overrides: list[str]) -> list[str]:
-    """A command/pipeline spec runs locally as itself with target.kind local and no Azure compute."""
-    import yaml
-
-    try:
-        raw = yaml.safe_load(Path(spec_path).read_text(encoding="utf-8-sig")) or {}
-    except (OSError, yaml.YAMLError):
-        return []  # load_spec reports the problem with its position
-    target = raw.get("target") if isinstance(raw, dict) else None
-    if not isinstance(target, dict) or target.get("kind", "local") == "local":
-        return []
-    kind = target.get("kind")
-    if kind in ("serverless", "finetuning-job", "registry-pipeline"):
-        raise click.UsageError(
-            f"target.kind {kind} runs Azure's own training code, which cannot run locally; "
-            "--local runs command and pipeline specs"
-        )
-    return [
-        "target.kind=local",
-        *(
-            f"target.{key}=null"
-            for key in ("compute", "instance_type", "cpu_compute", "cpu_instance_type")
-            if key in target
-        ),
-        *(["target.nodes=1"] if "nodes" in target else []),
-        *(["target.gpus_per_node=null"] if "gpus_per_node" in target else []),
-    ]
 
 
 def run_spec(

@@ -6,6 +6,7 @@ cancels its jobs. Nothing here prints; nothing below this package touches the ne
 from azfinetune.client._client import FineTuneClient, use_ml_client
 from azfinetune.client._errors import is_name_conflict, is_transient, map_azure_error, redact
 from azfinetune.client._results import TERMINAL_STATUSES, JobEvent, JobInfo, SubmittedJob, UploadedFile
+from azfinetune.client._service import JobService
 from azfinetune.client._settings import DATASTORE, RETRY_SETTINGS, SUBMIT_ATTEMPTS
 from azfinetune.client._workspace import WorkspaceConfig, resolve_workspace
 
@@ -17,6 +18,7 @@ __all__ = [
     "FineTuneClient",
     "JobEvent",
     "JobInfo",
+    "JobService",
     "SubmittedJob",
     "UploadedFile",
     "WorkspaceConfig",

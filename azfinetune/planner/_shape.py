@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from azfinetune._hfcache import cached_config
 from azfinetune.errors import PlanError
+from azfinetune.hf_cache import cached_config
 
 if TYPE_CHECKING:
     from azfinetune.catalog import ModelInfo

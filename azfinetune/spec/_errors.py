@@ -248,12 +248,10 @@ def _collapse_union_errors(errors: list[Any]) -> list[Any]:
 
 
 def spec_error_from_validation(
-    error: ValidationError, data: Any = None, *, root: type[BaseModel] | None = None, file: str | None = None
+    error: ValidationError, root: type[BaseModel], data: Any = None, *, file: str | None = None
 ) -> SpecError:
     """A SpecError with one Issue per pydantic error (positions are added by the loader)."""
-    from azfinetune.spec._models import FineTuneSpec
 
-    root = root or FineTuneSpec
     issues: list[Issue] = []
     for item in _collapse_union_errors(list(error.errors())):
         loc = _clean_loc(item["loc"])

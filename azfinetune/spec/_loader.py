@@ -147,7 +147,10 @@ def spec_from_dict(
         spec = FineTuneSpec.model_validate(raw)
     except ValidationError as error:
         raise _locate(
-            spec_error_from_validation(error, raw, file=source), positions or {}, source, overridden
+            spec_error_from_validation(error, FineTuneSpec, raw, file=source),
+            positions or {},
+            source,
+            overridden,
         ) from None
     except SpecError as error:
         raise _locate(error, positions or {}, source, overridden) from None

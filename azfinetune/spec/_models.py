@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from azfinetune.spec._errors import spec_error_from_validation, split_path
 from azfinetune.spec._targets import LocalTarget, Priority, TargetKind, TargetSpec
 
 __all__ = [
@@ -386,12 +387,10 @@ class FineTuneSpec(StrictModel):
     _positions: dict[tuple[str | int, ...], tuple[int, int]] = PrivateAttr(default_factory=dict)
 
     def __init__(self, **data: Any) -> None:
-        from azfinetune.spec._errors import spec_error_from_validation
-
         try:
             super().__init__(**data)
         except ValidationError as error:
-            raise spec_error_from_validation(error, data) from None
+            raise spec_error_from_validation(error, type(self), data) from None
 
     @field_validator("name")
     @classmethod
@@ -472,8 +471,6 @@ class FineTuneSpec(StrictModel):
 
     def position(self, path: str) -> tuple[int, int] | None:
         """(line, column) of a dotted key path in the spec file, when loaded from one."""
-        from azfinetune.spec._errors import split_path
-
         key = split_path(path)
         while key:
             if key in self._positions:

@@ -10,8 +10,8 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from azfinetune.errors import Issue, SpecError
-from azfinetune.spec import TARGET_MODELS, FineTuneSpec
+from azfinetune.errors import Issue, SpecError, UserInputError
+from azfinetune.spec import TARGET_MODELS, FineTuneSpec, LocalTarget
 from azfinetune.targets import command, finetuning_job, local, pipeline, registry_pipeline, serverless
 from azfinetune.targets._check import CheckReport, check_spec, file_issues
 from azfinetune.targets._common import azfinetune_tags, file_sha256, job_name, spec_fingerprint
@@ -38,6 +38,7 @@ __all__ = [
     "Target",
     "TargetBase",
     "WorkspaceSession",
+    "as_local",
     "azfinetune_tags",
     "build_job",
     "check_spec",
@@ -113,6 +114,24 @@ def target_issues(spec: FineTuneSpec, *, today: dt.date | None = None) -> list[I
     finally:
         RULES_DATE.reset(token)
     return issues
+
+
+def as_local(spec: FineTuneSpec) -> FineTuneSpec:
+    """The spec as `azfinetune run SPEC --local` runs it: the same job on this machine (target.kind local).
+
+    Only kinds that run this project's job code can; Azure's own training code (registry pipelines, fine-tuning
+    jobs) cannot run here, which is a UserInputError naming the kinds that can."""
+    target = get_target(spec.target.kind)
+    if spec.target.kind == "local":
+        return spec
+    if not target.runs_our_code:
+        ours = [kind for kind, other in TARGETS.items() if other.runs_our_code]
+        raise UserInputError(
+            f"target.kind {spec.target.kind} runs Azure's own training code, which cannot run on this machine",
+            hint=f"--local runs specs of target.kind {_and(ours)}",
+        )
+    local = spec.model_copy(update={"target": LocalTarget()})
+    return local
 
 
 def build_job(spec: FineTuneSpec) -> Any:

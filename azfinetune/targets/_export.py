@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from azfinetune.errors import BuildError, Issue, SpecError
 from azfinetune.targets._environment import environment_reference
 from azfinetune.targets._paths import is_local_path
-from azfinetune.targets._protocol import ExportFormat
+from azfinetune.targets._pipeline_export import pipeline_rest_body, pipeline_yaml_dict
+from azfinetune.targets._portable import plain, relative_path, yaml_environment, yaml_input
 
 if TYPE_CHECKING:
     from azfinetune.spec import FineTuneSpec
 
+ExportFormat = Literal["yaml", "json"]
+
 __all__ = [
     "COMMAND_JOB_SCHEMA",
+    "ExportFormat",
     "ExportResult",
     "export_job",
     "export_spec",
+    "finetuning_job_yaml_dict",
     "job_yaml_dict",
     "rest_body",
 ]
@@ -72,63 +78,6 @@ def _as_job(job: Any) -> tuple[Any, Path]:
     return job, base
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _relative(path: str | os.PathLike[str], *, job_base: Path, base_dir: Path) -> str:
-    """A local path of the job as a POSIX path relative to base_dir (where the export will be read from)."""
-    absolute = (job_base / Path(path)).resolve()
-    return Path(os.path.relpath(absolute, base_dir.resolve())).as_posix()
-
-
-def _yaml_reference(reference: str) -> str:
-    """How the job YAML schema wants a named asset: with `azureml:` (load_job strips it again)."""
-    if reference.startswith(("azureml:", "/subscriptions/")) or "://" in reference:
-        return reference
-    return f"azureml:{reference}"
-
-
-def _yaml_input(value: Any, *, job_base: Path, base_dir: Path) -> Any:
-    path = getattr(value, "path", None)
-    if path is None or not isinstance(path, str):
-        return None
-    if is_local_path(path):
-        return _relative(path, job_base=job_base, base_dir=base_dir)
-    if "://" in path or path.startswith("/subscriptions/"):
-        return path
-    return _yaml_reference(path)
-
-
-def _yaml_environment(environment: Any, *, job_base: Path, base_dir: Path) -> Any:
-    if isinstance(environment, str):
-        return _yaml_reference(environment)
-    build = getattr(environment, "build", None)
-    env_base = Path(getattr(environment, "base_path", None) or job_base)
-    # Inline, without name/version: `az ml job create` registers an inline environment anonymously
-    # (versioned by its content) and warns about, then ignores, a name.
-    if build is not None and build.path:
-        context: dict[str, Any] = {"path": _relative(build.path, job_base=env_base, base_dir=base_dir)}
-        if build.dockerfile_path and build.dockerfile_path != "Dockerfile":
-            context["dockerfile_path"] = build.dockerfile_path
-        return {"build": context}
-    if getattr(environment, "image", None):
-        inline: dict[str, Any] = {"image": environment.image}
-        conda_path = getattr(environment, "conda_file_path", None) or getattr(
-            environment, "_conda_file_path", None
-        )
-        if conda_path:
-            inline["conda_file"] = _relative(conda_path, job_base=env_base, base_dir=base_dir)
-        elif getattr(environment, "conda_file", None):
-            inline["conda_file"] = environment.conda_file
-        return inline
-    raise BuildError("the job's environment has neither a build context nor an image")
-
-
 def job_yaml_dict(job: Any, *, base_dir: Path) -> dict[str, Any]:
     """The job as the `az ml job create -f` mapping, with local paths relative to base_dir.
 
@@ -142,17 +91,17 @@ def job_yaml_dict(job: Any, *, base_dir: Path) -> dict[str, Any]:
             f"YAML export is implemented for command jobs, not {type(job).__name__}",
             hint="use --format json for the REST body",
         )
-    data: dict[str, Any] = _plain(job._to_dict())
+    data: dict[str, Any] = plain(job._to_dict())
     data["$schema"] = COMMAND_JOB_SCHEMA
 
     if isinstance(job.code, str | os.PathLike) and is_local_path(str(job.code)):
-        data["code"] = _relative(job.code, job_base=job_base, base_dir=base_dir)
+        data["code"] = relative_path(job.code, job_base=job_base, base_dir=base_dir)
     for name, value in (job.inputs or {}).items():
-        path = _yaml_input(getattr(value, "_data", value), job_base=job_base, base_dir=base_dir)
+        path = yaml_input(getattr(value, "_data", value), job_base=job_base, base_dir=base_dir)
         if path is not None:
             data["inputs"][name]["path"] = path
     if job.environment is not None:
-        data["environment"] = _yaml_environment(job.environment, job_base=job_base, base_dir=base_dir)
+        data["environment"] = yaml_environment(job.environment, job_base=job_base, base_dir=base_dir)
     identity = data.get("identity")
     if isinstance(identity, dict) and identity.get("type") == "managed_identity":
         identity["type"] = "managed"
@@ -176,7 +125,7 @@ def rest_body(job: Any, *, base_dir: Path) -> dict[str, Any]:
     Before submission azure-ai-ml leaves local paths in the body (code, uploaded inputs) and an Environment
     entity as its Python repr; here paths are relative to base_dir and the environment is `name:version`."""
     job, job_base = _as_job(job)
-    body: dict[str, Any] = _plain(job._to_rest_object().as_dict())
+    body: dict[str, Any] = plain(job._to_rest_object().as_dict())
     _relativize_paths(body, job_base=job_base, base_dir=base_dir)
     properties = body.get("properties", {})
     environment = getattr(job, "environment", None)
@@ -195,9 +144,53 @@ def _relativize_paths(node: Any, *, job_base: Path, base_dir: Path) -> None:
         return
     for key, value in node.items():
         if key in ("codeId", "uri") and isinstance(value, str) and value and is_local_path(value):
-            node[key] = _relative(value, job_base=job_base, base_dir=base_dir)
+            node[key] = relative_path(value, job_base=job_base, base_dir=base_dir)
         else:
             _relativize_paths(value, job_base=job_base, base_dir=base_dir)
+
+
+def finetuning_job_yaml_dict(job: Any, *, base_dir: Path | None = None) -> dict[str, Any]:
+    """The job as `az ml job create -f` takes it (a dict ready for yaml.safe_dump), loadable by `load_job`.
+
+    azure-ai-ml's own dump writes a local data file as ``azureml:<path>`` (which `load_job` then reads as a data
+    asset name) and the task in camelCase; here local files stay plain paths, relative to `base_dir` (the
+    folder the YAML is written to) when they lie under it, and the task is the snake_case the YAML schema
+    documents (chat_completion)."""
+    document: dict[str, Any] = json.loads(json.dumps(job._to_dict()))
+    for key in ("training_data", "validation_data"):
+        data = document.get(key)
+        if isinstance(data, dict) and isinstance(data.get("path"), str):
+            data["path"] = _portable_path(data["path"], base_dir)
+    task = document.get("task")
+    if isinstance(task, str):
+        document["task"] = re.sub(r"(?<!^)(?=[A-Z])", "_", task).lower()
+    ordered = [
+        "type",
+        "name",
+        "display_name",
+        "experiment_name",
+        "description",
+        "task",
+        "model_provider",
+        "model",
+    ]
+    head = {key: document.pop(key) for key in ordered if document.get(key) is not None}
+    document.pop("description", None)
+    return {**head, **document}
+
+
+def _portable_path(path: str, base_dir: Path | None) -> str:
+    local = (
+        path[len("azureml:") :] if path.startswith("azureml:") and not path.startswith("azureml://") else None
+    )
+    if local is None or not Path(local).is_absolute():
+        return path
+    if base_dir is not None:
+        try:
+            return Path(local).resolve().relative_to(base_dir.resolve()).as_posix()
+        except ValueError:
+            pass
+    return local
 
 
 def _yaml_text(data: Mapping[str, Any], header: list[str]) -> str:
@@ -215,15 +208,11 @@ def _yaml_mapping(job: Any, *, base_dir: Path) -> tuple[dict[str, Any], list[str
     command_job, _ = _as_job(job)
     submit = "Submit: az ml job create -f <this file>"
     if isinstance(command_job, PipelineJob):
-        from azfinetune.targets.pipeline import pipeline_yaml_dict
-
         return pipeline_yaml_dict(command_job, base_dir=base_dir), [
             f"Azure ML job {command_job.name}, written by azfinetune build.",
             submit,
         ]
     if isinstance(command_job, CustomModelFineTuningJob):
-        from azfinetune.targets._finetuning import finetuning_job_yaml_dict
-
         return finetuning_job_yaml_dict(command_job, base_dir=base_dir), [
             f"Azure ML job {command_job.name}, written by azfinetune build.",
             submit,
@@ -249,8 +238,6 @@ def export_job(job: Any, format: ExportFormat = "yaml", *, base_dir: Path | str)
     base = Path(base_dir)
     if format == "json":
         if isinstance(job, PipelineJob):
-            from azfinetune.targets.pipeline import pipeline_rest_body
-
             body = pipeline_rest_body(job, base_dir=base)
         else:
             body = rest_body(job, base_dir=base)

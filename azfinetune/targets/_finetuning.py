@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from azfinetune.catalog import find_model
@@ -26,7 +25,6 @@ __all__ = [
     "FineTuningTargetBase",
     "build_finetuning_job",
     "finetuning_hyperparameters",
-    "finetuning_job_yaml_dict",
     "finetuning_model_uri",
     "latest_model_reference",
     "pin_model_version",
@@ -196,52 +194,6 @@ def pin_model_version(job: Any, version: str | int) -> None:
     job.model = Input(
         type="mlflow_model", path=f"azureml://registries/{registry}/models/{asset}/versions/{version}"
     )
-
-
-def finetuning_job_yaml_dict(job: Any, *, base_dir: Path | None = None) -> dict[str, Any]:
-    """The job as `az ml job create -f` takes it (a dict ready for yaml.safe_dump), loadable by `load_job`.
-
-    azure-ai-ml's own dump writes a local data file as ``azureml:<path>`` (which `load_job` then reads as a data
-    asset name) and the task in camelCase; here local files stay plain paths, relative to `base_dir` (the
-    folder the YAML is written to) when they lie under it, and the task is the snake_case the YAML schema
-    documents (chat_completion)."""
-    import json
-
-    document: dict[str, Any] = json.loads(json.dumps(job._to_dict()))
-    for key in ("training_data", "validation_data"):
-        data = document.get(key)
-        if isinstance(data, dict) and isinstance(data.get("path"), str):
-            data["path"] = _portable_path(data["path"], base_dir)
-    task = document.get("task")
-    if isinstance(task, str):
-        document["task"] = re.sub(r"(?<!^)(?=[A-Z])", "_", task).lower()
-    ordered = [
-        "type",
-        "name",
-        "display_name",
-        "experiment_name",
-        "description",
-        "task",
-        "model_provider",
-        "model",
-    ]
-    head = {key: document.pop(key) for key in ordered if document.get(key) is not None}
-    document.pop("description", None)
-    return {**head, **document}
-
-
-def _portable_path(path: str, base_dir: Path | None) -> str:
-    local = (
-        path[len("azureml:") :] if path.startswith("azureml:") and not path.startswith("azureml://") else None
-    )
-    if local is None or not Path(local).is_absolute():
-        return path
-    if base_dir is not None:
-        try:
-            return Path(local).resolve().relative_to(base_dir.resolve()).as_posix()
-        except ValueError:
-            pass
-    return local
 
 
 def _pin_latest_model(session: WorkspaceSession, job: Any) -> None:

@@ -7,15 +7,15 @@ import contextvars
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from azfinetune.errors import Issue
 from azfinetune.spec import FineTuneSpec, TargetModel, Task, Technique
+from azfinetune.targets._export import ExportFormat, export_job
 from azfinetune.targets._rules import common_rules
 
 __all__ = ["ExportFormat", "Target", "TargetBase", "WorkspaceSession"]
 
-ExportFormat = Literal["yaml", "json"]
 
 #: The date the rules judge by (retired offers and VM sizes); today unless `target_issues(today=...)` says.
 RULES_DATE: contextvars.ContextVar[dt.date | None] = contextvars.ContextVar(
@@ -58,6 +58,16 @@ class Target(Protocol):
     @property
     def techniques(self) -> frozenset[Technique]: ...
 
+    @property
+    def service(self) -> str:
+        """Which service's client submits and follows its jobs: "azureml", "local" (or a later platform's)."""
+        ...
+
+    @property
+    def runs_our_code(self) -> bool:
+        """Whether the job runs this project's jobs/src (so `azfinetune run SPEC --local` can run it here)."""
+        ...
+
     def rules(self, spec: FineTuneSpec) -> Iterator[Issue]: ...
 
     def build(self, spec: FineTuneSpec) -> Any: ...
@@ -75,6 +85,8 @@ class TargetBase(abc.ABC):
     summary: ClassVar[str]
     tasks: ClassVar[frozenset[Task]] = frozenset(Task)
     techniques: ClassVar[frozenset[Technique]] = frozenset(Technique)
+    runs_our_code: ClassVar[bool] = False
+    service: ClassVar[str] = "azureml"
 
     def rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
         yield from common_rules(spec, today=self.today())
@@ -92,8 +104,6 @@ class TargetBase(abc.ABC):
         """The job for a spec whose rules found no error."""
 
     def export(self, job: Any, *, base_dir: Path, format: ExportFormat = "yaml") -> str:
-        from azfinetune.targets._export import export_job
-
         return export_job(job, format, base_dir=base_dir)
 
     def presubmit(self, session: WorkspaceSession, spec: FineTuneSpec, job: Any) -> None:

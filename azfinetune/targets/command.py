@@ -248,6 +248,7 @@ def cluster_rules(spec: FineTuneSpec) -> Iterator[Issue]:
 
 class _Command(TargetBase):
     kind = "command"
+    runs_our_code = True
     fields = CommandTarget
     summary = "CommandJob: jobs/src/finetune + environments/finetune-gpu on your AmlCompute GPU cluster"
     tasks = ENTRYPOINT_TASKS

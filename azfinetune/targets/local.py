@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from azfinetune._hfcache import hf_cached, huggingface_cache_dir
 from azfinetune.errors import Issue
+from azfinetune.hf_cache import hf_cached, huggingface_cache_dir
 from azfinetune.spec import FineTuneSpec, LocalTarget, model_kind
 from azfinetune.targets._entrypoint import ENTRYPOINT_TASKS
 from azfinetune.targets._protocol import TargetBase
@@ -120,6 +120,8 @@ def preflight(spec: FineTuneSpec, *, allow_download: bool = False) -> list[Issue
 
 class _Local(TargetBase):
     kind = "local"
+    runs_our_code = True
+    service = "local"
     fields = LocalTarget
     summary = "the command job's command line, run in a subprocess on this machine"
     tasks = ENTRYPOINT_TASKS

@@ -110,3 +110,9 @@ def test_list(project: Project, ws: FakeWorkspace, client: FineTuneClient) -> No
     assert [i.name for i in client.list(status=["failed", "Canceled"])] == [names[0]]
     assert client.list(since=datetime.now(timezone.utc) + timedelta(hours=1)) == []
     assert len(client.list(since=timedelta(hours=1))) == 3
+
+
+def test_the_azure_ml_client_is_a_job_service() -> None:
+    from azfinetune.client import FineTuneClient, JobService
+
+    assert isinstance(FineTuneClient(workspace_name="w"), JobService)

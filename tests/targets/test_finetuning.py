@@ -14,11 +14,11 @@ import yaml
 from azfinetune.errors import BuildError
 from azfinetune.spec import FineTuneSpec, Task, load_spec
 from azfinetune.targets import build_job, job_name
+from azfinetune.targets._export import finetuning_job_yaml_dict
 from azfinetune.targets._finetuning import (
     TASK_TYPES,
     build_finetuning_job,
     finetuning_hyperparameters,
-    finetuning_job_yaml_dict,
     finetuning_model_uri,
     latest_model_reference,
     pin_model_version,

@@ -20,13 +20,12 @@ from azfinetune.spec import load_spec, spec_from_dict
 from azfinetune.targets import build_job
 from azfinetune.targets._entrypoint import command_line, entrypoint_args
 from azfinetune.targets._paths import job_code_dir, project_root
+from azfinetune.targets._pipeline_export import pipeline_rest_body, pipeline_yaml_dict
 from azfinetune.targets.pipeline import (
     COMPONENT_FILES,
     STEPS,
     build_pipeline_job,
     components_dir,
-    pipeline_rest_body,
-    pipeline_yaml_dict,
     step_computes,
 )
 

@@ -16,6 +16,7 @@ from azfinetune import __version__
 from azfinetune.errors import BuildError, SpecError
 from azfinetune.spec import load_spec, spec_from_dict
 from azfinetune.targets import build_job
+from azfinetune.targets._pipeline_export import pipeline_rest_body, pipeline_yaml_dict
 from azfinetune.targets._registry_components import (
     SPECS_DIR,
     TASK_COMPONENTS,
@@ -25,7 +26,6 @@ from azfinetune.targets._registry_components import (
     list_contracts,
     load_registry_component,
 )
-from azfinetune.targets.pipeline import pipeline_rest_body, pipeline_yaml_dict
 from azfinetune.targets.registry_pipeline import (
     DEFAULTS_PROPERTY,
     NODE_NAME,
