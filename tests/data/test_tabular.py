@@ -44,7 +44,7 @@ def test_csv_blank_line_and_missing_column_reported_once(tmp_path: Path) -> None
     path = tmp_path / "train.csv"
     path.write_text("text,label\n" + "a,1\n" * 5 + "\n" + "b,0\n" * 6)
     report = validate_data(path, task="text-classification")
-    assert ("blank_line", 7) in [(w.kind, w.line) for w in report.warnings]
+    assert ("blank_line", 7) in [(w.code, w.line) for w in report.warnings]
     path.write_text("body,label\n" + "a,1\n" * 12)
     report = validate_data(path, task="text-classification")
     assert report.error_counts == {"missing_column": 1}
