@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.training.helpers import HAS_CUDA, EntryPointRun, contract_argv
+from tests.jobs.helpers import HAS_CUDA, EntryPointRun, contract_argv
 
 pytestmark = pytest.mark.training
 
@@ -250,7 +250,7 @@ def test_qlora_on_cpu_is_refused_with_a_reason(
     tiny_phi3: Path, chat_data: Path, tmp_path: Path, run_finetune: Runner
 ) -> None:
     if HAS_CUDA:
-        pytest.skip("this machine has CUDA; tests/training/test_gpu.py runs QLoRA")
+        pytest.skip("this machine has CUDA; tests/jobs/test_gpu.py runs QLoRA")
     run = run_finetune(
         contract_argv(
             task="chat-completion",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.helpers import JOBS_SRC, EntryPointRun
+from tests.jobs.helpers import JOBS_SRC, EntryPointRun
 
 if str(JOBS_SRC) not in sys.path:
     sys.path.insert(0, str(JOBS_SRC))  # the unit tests import the entry point's modules (`finetune.*`)
