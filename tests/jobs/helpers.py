@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from azft_contract.flags import FLAGS, command_args, parse_bool
+
 ROOT = Path(__file__).resolve().parents[2]
 JOBS_SRC = ROOT / "jobs" / "src"
 
@@ -47,41 +49,31 @@ def contract_argv(
     max_steps: int = 16,
     **extra: Any,
 ) -> list[str]:
-    """The command line exactly as the job builder writes it (CONTRACTS.md): every flag, booleans as strings."""
-    flags: dict[str, Any] = {
-        "task": task,
-        "model": model,
-        "train-file": train_file,
-        "technique": technique,
-        "lora-r": 8,
-        "lora-alpha": 16,
-        "lora-dropout": 0.0,
-        "target-modules": "all-linear",
-        "quant-bits": 4,
-        "quant-type": "nf4",
-        "double-quant": "true",
-        "epochs": 1,
-        "max-steps": max_steps,
-        "learning-rate": learning_rate,
-        "lr-scheduler": "constant",
-        "warmup-ratio": 0.0,
-        "per-device-batch-size": 4,
-        "gradient-accumulation-steps": 1,
-        "max-seq-length": 64,
-        "precision": "bf16",
-        "gradient-checkpointing": "false",
-        "packing": "false",
-        "seed": 0,
-        "logging-steps": 2,
-        "output-dir": output_dir,
-    }
-    for key, value in extra.items():
-        flags[key.replace("_", "-")] = value
-    argv: list[str] = []
-    for key, value in flags.items():
-        if value is None:
-            continue
-        values = value if isinstance(value, list) else [value]
-        for item in values:
-            argv += [f"--{key}", str(item)]
-    return argv
+    """The command line as the job builder writes it (azft_contract.command_args): every flag of the table
+    that has a default, tiny-model values for the rest, booleans as strings. `extra` sets any flag by its
+    dest (``validation_file=...``, ``column=["text=review"]``, ``mask_prompt="false"``); None leaves it out."""
+    values: dict[str, Any] = {dest: flag.default for dest, flag in FLAGS.items() if flag.default is not None}
+    values.update(
+        task=task,
+        model=str(model),
+        train_file=train_file,
+        output_dir=output_dir,
+        technique=technique,
+        learning_rate=learning_rate,
+        max_steps=max_steps,
+        lora_r=8,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        lr_scheduler="constant",
+        max_seq_length=64,
+        seed=0,
+        logging_steps=2,
+    )
+    values.update(extra)
+    for dest, value in list(values.items()):
+        flag = FLAGS[dest]
+        if flag.kind == "bool" and isinstance(value, str):
+            values[dest] = parse_bool(value)
+        elif flag.repeatable and isinstance(value, str):
+            values[dest] = [value]
+    return command_args(values)

@@ -243,7 +243,7 @@ def test_bad_data_exits_2_before_loading_the_model(
         contract_argv(task="chat-completion", model=tiny_phi3, train_file=data, output_dir=tmp_path / "o")
     )
     assert run.returncode == 2, run.explain()
-    assert "train record 1: the conversation has no assistant message" in run.stderr
+    assert f"{data}:1: messages: no assistant message" in run.stderr
 
 
 def test_qlora_on_cpu_is_refused_with_a_reason(
