@@ -74,10 +74,12 @@ class Finding:
         return out
 
     def text(self, file: str | None = None) -> str:
-        """``file:line: path: message [code] (hint)``, the parts that are known."""
-        where = ":".join(str(p) for p in (file, self.line) if p is not None)
+        """``file:line:column: path: message [code] (hint)``, the parts that are known: how azfinetune's
+        Issue prints, so the job's errors read like `data validate`'s."""
         if file is None and self.line is not None:
             where = f"line {self.line}"
+        else:
+            where = ":".join(str(p) for p in (file, self.line, self.column) if p is not None)
         head = f"{where}: " if where else ""
         key = f"{self.path}: " if self.path else ""
         hint = f" ({self.hint})" if self.hint else ""

@@ -434,8 +434,9 @@ class TextCompletionChecker(Checker):
             self.mode = "pair" if pair else "text"
 
     def used_columns(self) -> dict[str, str]:
+        # The given ones too: they name the other shape's column that mixed_shapes looks for.
         keys = ("prompt", "completion") if self.mode == "pair" else ("text",)
-        return {k: self.columns[k] for k in keys}
+        return {k: v for k, v in self.columns.items() if k in keys or k in self.explicit}
 
     def required_columns(self, present: set[str]) -> list[str]:
         return ["prompt", "completion"] if self.mode == "pair" else ["text"]
@@ -873,7 +874,7 @@ class TranslationChecker(Checker):
         langs: dict[str, str | None] = {}
         for key in ("source_lang", "target_lang"):
             langs[key] = self.columns.get(key)
-            if key in obj and key not in self.explicit:
+            if key in obj:  # a row's own code wins over the file's
                 code = obj[key]
                 if not isinstance(code, str) or not _LANG_CODE.match(code):
                     self.error(

@@ -146,9 +146,9 @@ class FileReader:
                         delimiter = "," if file_format == "csv" else "\t"
                         self.table(iter_csv_records(stream, self.info, delimiter=delimiter), header_line=1)
                     else:
-                        self.json_lines(
-                            iter_line_batches(stream, self.info, self.chunk_size, self.batch_size)
-                        )
+                        # A small file needs no 8 MiB buffer (the results never depend on the chunk size).
+                        chunk_size = min(self.chunk_size, max(64, self.info.size + 1))
+                        self.json_lines(iter_line_batches(stream, self.info, chunk_size, self.batch_size))
         if not self.bind_only:
             self.finish()
 
