@@ -327,10 +327,9 @@ class _Validator(FileReader):  # type: ignore[misc]
         self.shapes[(key,)] += count
         self.dedup.add_run(result.keys, first, count)
         if isinstance(self.counter, ApproxCounter):
-            lengths = self.counter.chat_lengths(result.chars, result.counts)
+            self.tokens(self.counter.chat_lengths(result.chars, result.counts), range(first, first + count))
         else:
-            lengths = self.counter.chat(result.conversations())
-        self.tokens(lengths, range(first, first + count))
+            self.chat_tokens(result.conversations(), list(range(first, first + count)))
 
     def on_shape(self, names: Iterable[str]) -> None:
         key = tuple(names)
@@ -356,10 +355,36 @@ class _Validator(FileReader):  # type: ignore[misc]
     def flush(self) -> None:
         if not self.pending:
             return
-        lengths = self.counter.chat(self.pending) if self.chat else self.counter.texts(self.pending)
-        self.tokens(lengths, self.pending_lines)
+        if self.chat:
+            self.chat_tokens(self.pending, self.pending_lines)
+        else:
+            self.tokens(self.counter.texts(self.pending), self.pending_lines)
         self.pending = []
         self.pending_lines = []
+
+    def chat_tokens(self, conversations: list[Any], lines: list[int]) -> None:
+        """Count chat tokens; with a model's tokenizer, a conversation its chat template refuses is an error
+        at its line: the job's trainer renders it with the same template and exits 2 there."""
+        errors = _template_errors() if isinstance(self.counter, TokenizerCounter) else ()
+        try:
+            self.tokens(self.counter.chat(conversations), lines)
+            return
+        except errors:
+            pass
+        for conversation, line in zip(conversations, lines, strict=True):
+            try:
+                lengths = self.counter.chat([conversation])
+            except errors as error:
+                self.valid_examples -= 1
+                self.issue(
+                    "chat_template_error",
+                    line,
+                    f"the model's chat template cannot render this conversation: {error}",
+                    hint="the trainer renders every conversation with this template; follow its rules (e.g. "
+                    "alternating user/assistant turns) or fine-tune another model",
+                )
+                continue
+            self.tokens(lengths, [line])
 
     def tokens(self, lengths: list[int], lines: Iterable[int] | range) -> None:
         self.histogram.update(lengths)
@@ -417,6 +442,15 @@ class _Validator(FileReader):  # type: ignore[misc]
         if self.chat and isinstance(self.counter, TokenizerCounter):
             method = self.counter.chat_method
         stats.tokens = self.histogram.stats(method, max_seq_length=self.max_seq_length, epochs=self.epochs)
+
+
+def _template_errors() -> tuple[type[BaseException], ...]:
+    """What a chat template raises for a conversation it refuses (raise_exception(), a bad role order)."""
+    try:
+        from jinja2 import TemplateError
+    except ImportError:
+        return (ValueError, TypeError, KeyError)
+    return (TemplateError, ValueError, TypeError, KeyError)
 
 
 def _count_rest(report: DataReport, code: str, n: int) -> None:

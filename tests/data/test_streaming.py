@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from azft_contract.lines import FileInfo, iter_line_batches
 
 from azfinetune.data import _validate, validate_data
