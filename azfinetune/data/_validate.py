@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+import orjson
 from azft_contract import MIN_EXAMPLES, SERVERLESS_MAX_BYTES, ContractError, FileReader, LabelCounts
 from azft_contract import detect_columns as _contract_detect_columns
 from azft_contract import normalize_task as _contract_normalize_task
@@ -38,6 +40,12 @@ __all__ = [
 _FAST_BATCH = 1024  # lines per bulk check: one bad line sends only its own 1024 lines down the slow path
 _PENDING = 256  # examples per tokenizer call
 _MAX_SHAPES = 1000
+# orjson decodes a line to exactly the value the contract's json decoding gives, or fails (and the contract
+# explains the line), except for integers beyond 64 bits (orjson gives a float) and nesting deep enough
+# for json's recursion limit: lines with 19-digit runs or 200 brackets go to the contract directly.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+_NOT_DIGITS = bytes(sorted(set(range(256)) - set(b"0123456789")))
+_MAX_BRACKETS = 200
 
 
 def normalize_task(task: object) -> str:
@@ -192,24 +200,28 @@ class _Dedup:
         return count, found
 
 
-def _text_example(task: str, example: Mapping[str, Any]) -> TextExample:
-    """What the token counter reads of an example the contract returned (as the trainer tokenizes it)."""
-    if task == "text-completion":
-        if "prompt" in example:
-            return TextExample((example["prompt"], example["completion"]))
-        return TextExample((example["text"],))
-    if task == "text-classification":
-        pair = example["text_pair"]
-        return (
-            TextExample((example["text"], pair), "pair")
-            if pair is not None
-            else TextExample((example["text"],))
-        )
-    if task == "token-classification":
-        return TextExample((" ".join(example["tokens"]),))
-    if task == "question-answering":
-        return TextExample((example["question"], example["context"]), "pair")
-    return TextExample((example["source"], example["target"]), "separate")
+def _completion_input(example: Mapping[str, Any]) -> TextExample:
+    if "prompt" in example:
+        return TextExample((example["prompt"], example["completion"]))
+    return TextExample((example["text"],))
+
+
+def _classification_input(example: Mapping[str, Any]) -> TextExample:
+    pair = example["text_pair"]
+    return (
+        TextExample((example["text"], pair), "pair") if pair is not None else TextExample((example["text"],))
+    )
+
+
+# What the token counter reads of an example the contract returned (as the trainer tokenizes it).
+_TEXT_INPUTS: dict[str, Callable[[Mapping[str, Any]], TextExample]] = {
+    "text-completion": _completion_input,
+    "text-classification": _classification_input,
+    "token-classification": lambda example: TextExample((" ".join(example["tokens"]),)),
+    "question-answering": lambda example: TextExample((example["question"], example["context"]), "pair"),
+    "summarization": lambda example: TextExample((example["source"], example["target"]), "separate"),
+    "translation": lambda example: TextExample((example["source"], example["target"]), "separate"),
+}
 
 
 def _label_summary(labels: LabelCounts | None) -> LabelSummary | None:
@@ -257,6 +269,7 @@ class _Validator(FileReader):  # type: ignore[misc]
         self.pending_lines: list[int] = []
         self.pending: list[Any] = []
         self.chat = self.task == "chat-completion"
+        self.text_input = _TEXT_INPUTS.get(self.task)
         key = self.checker.columns.get("messages", "messages")
         self.fast = FastChatPath(key) if self.chat else None
         self.fast_on = self.use_fast_path and self.fast is not None and self.fast.schema is not None
@@ -317,6 +330,16 @@ class _Validator(FileReader):  # type: ignore[misc]
         super().read_lines(batch, start, end)
         self.flush()
 
+    def decode_line(self, raw: bytes) -> Any:
+        # Fewer than 19 digits in all is the common case, and a translate is much cheaper than a search.
+        long_number = len(raw.translate(None, _NOT_DIGITS)) >= 19 and _LONG_DIGITS.search(raw) is not None
+        if not long_number and raw.count(b"[") + raw.count(b"{") < _MAX_BRACKETS:
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                pass  # the contract's decoding says why
+        return super().decode_line(raw)
+
     def accept(self, result: FastChat, first: int, count: int) -> None:
         """Record `count` clean chat examples starting at line `first` (what read_lines would record)."""
         key = self.checker.columns["messages"]
@@ -337,18 +360,23 @@ class _Validator(FileReader):  # type: ignore[misc]
             self.shapes[key] += 1
 
     def on_record(self, line: int, key: bytes | int, example: dict[str, Any] | None) -> None:
-        if isinstance(key, bytes):
+        dedup = self.dedup
+        if key.__class__ is bytes:
             if example is not None and self.fast is not None:  # the key the bulk path gives the same example
-                self.dedup.add(self.fast.example_key(example["messages"]), line)
+                dedup.hashes.append(self.fast.example_key(example["messages"]))
             else:
-                self.dedup.add(hash(key.rstrip()), line)
+                dedup.hashes.append(hash(key.rstrip()))  # type: ignore[union-attr]
+            dedup.lines.append(line)
         elif key:
-            self.dedup.add(key, line)
+            dedup.hashes.append(key)  # type: ignore[arg-type]
+            dedup.lines.append(line)
         if example is None:
             return
-        self.pending.append(example["messages"] if self.chat else _text_example(self.task, example))
+        pending = self.pending
+        text_input = self.text_input
+        pending.append(example["messages"] if text_input is None else text_input(example))
         self.pending_lines.append(line)
-        if len(self.pending) >= _PENDING:
+        if len(pending) >= _PENDING:
             self.flush()
 
     # -- tokens -----------------------------------------------------------------------------------------

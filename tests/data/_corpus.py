@@ -492,6 +492,18 @@ CASES: list[Case] = [
         3,
     ),
     Case(
+        # Beyond 64 bits: orjson would read a float (invalid_answer_start); JSON has integers (the contract's).
+        "answer_start_beyond_64_bits",
+        "question-answering",
+        _insert(
+            _qa(),
+            7,
+            {"context": "abc", "question": "q?", "answers": {"text": ["a"], "answer_start": [2**64 + 1]}},
+        ),
+        "answer_mismatch",
+        7,
+    ),
+    Case(
         "answers_length_mismatch",
         "question-answering",
         _insert(

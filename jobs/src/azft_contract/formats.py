@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,19 +105,34 @@ def _refuse_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+# The C scanner json.JSONDecoder.decode calls (typeshed does not declare it).
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+_JSON_SPACE = frozenset(" \t\n\r")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _CONSTANT = re.compile(r"-?(?:NaN|Infinity)")
 
 
 def decode_json(text: str) -> Any:
     """One JSON text as every reader decodes it: the standard library's parser, refusing what a tokenizer
-    cannot take or JSON does not define. Raises json.JSONDecodeError or JSONValueError (both ValueError)."""
+    cannot take or JSON does not define. Raises json.JSONDecodeError or JSONValueError (both ValueError).
+
+    What json.JSONDecoder.decode does, calling its C scanner directly (the per-line hot path)."""
+    start = 0
+    if text[:1] in _JSON_SPACE:
+        start = len(text) - len(text.lstrip(" \t\n\r"))
     try:
-        value = _DECODER.decode(text)
+        value, end = _SCAN(text, start)
+    except StopIteration as stop:
+        raise json.JSONDecodeError("Expecting value", text, stop.value) from None
     except json.JSONDecodeError:
         raise
     except (ValueError, RecursionError) as error:
         raise _refusal(error, text, 0) from None
+    if end != len(text):
+        rest = text[end:]
+        stripped = rest.lstrip(" \t\n\r")
+        if stripped:
+            raise json.JSONDecodeError("Extra data", text, end + len(rest) - len(stripped))
     if "\\u" in text:
         _check_surrogates(value, text, 0, len(text))
     return value
