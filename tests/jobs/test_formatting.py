@@ -132,7 +132,7 @@ def test_bad_chat_records_are_usage_errors_with_their_line(
 def test_read_split_names_the_broken_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.jsonl"
     path.write_text('{"text": "ok"}\n{"text": \n')
-    with pytest.raises(UsageError, match=r"broken.jsonl:2: not valid JSON"):
+    with pytest.raises(UsageError, match=r"broken.jsonl:2:10: not valid JSON"):
         datalib.read_split(path, "text-completion", None, "train")
 
 
