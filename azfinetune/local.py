@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from azft_contract import PROGRESS_PREFIX, parse_progress_line
+
 from azfinetune.errors import JobFailedError, LocalRunError, RunInterrupted
 from azfinetune.spec import FineTuneSpec
 from azfinetune.targets import (
@@ -41,9 +43,6 @@ __all__ = [
 
 #: What the `train` extra brings; the local backend needs all of it.
 TRAIN_MODULES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets")
-PROGRESS_PREFIX = "AZFT_PROGRESS "
-DONE_PREFIX = "AZFT_DONE "
-ERROR_PREFIX = "AZFT_ERROR "
 
 
 @dataclass
@@ -200,16 +199,6 @@ def prepare_local_run(
     )
 
 
-def _parse(line: str, prefix: str) -> dict[str, Any] | None:
-    if not line.startswith(prefix):
-        return None
-    try:
-        value = json.loads(line[len(prefix) :])
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def run_local(
     spec: FineTuneSpec,
     *,
@@ -248,11 +237,16 @@ def run_local(
             assert process.stdout is not None
             for line in process.stdout:
                 log.write(line)
-                progress = _parse(line, PROGRESS_PREFIX)
-                if progress is not None and on_progress is not None:
-                    on_progress(progress)
-                error = _parse(line, ERROR_PREFIX) or error
-                done = _parse(line, DONE_PREFIX) or done
+                parsed = parse_progress_line(line.rstrip("\n"))
+                if parsed is None:
+                    continue
+                kind, payload = parsed
+                if kind == "progress" and on_progress is not None:
+                    on_progress(payload)
+                elif kind == "error":
+                    error = payload
+                elif kind == "done":
+                    done = payload
             returncode = process.wait()
         except KeyboardInterrupt:
             process.send_signal(signal.SIGINT)

@@ -42,7 +42,7 @@ def _settings(ns: argparse.Namespace) -> dict[str, Any]:
 
 
 def entry_point_argv(model: Path, data: Path, out: Path, s: dict[str, Any]) -> list[str]:
-    """The contract command line (CONTRACTS.md), as the job builder writes it."""
+    """The entry point's command line (azft_contract's flag table), as the job builder writes it."""
     flags = {
         "task": "chat-completion",
         "model": model,

@@ -65,6 +65,9 @@ out["code"] = str(command.code)
 out["environment"] = str(command.environment.build.path)
 pipeline = build_job(load_spec("pipeline-finetune-evaluate.yaml"))
 out["steps"] = sorted(pipeline.jobs)
+registry = build_job(load_spec("registry-chat-completion.yaml"))
+out["registry"] = registry.jobs["finetune"].component
+out["serverless"] = type(build_job(load_spec("phi4-mini-serverless.yaml"))).__name__
 print(json.dumps(out))
 """
 
@@ -87,3 +90,5 @@ def test_an_installed_wheel_builds_jobs_outside_a_checkout(installed: Path, tmp_
     assert Path(seen["code"]) == shipped / "jobs" / "src"
     assert Path(seen["environment"]) == shipped / "environments" / "finetune-gpu"
     assert seen["steps"] == ["evaluate", "finetune", "merge_adapter", "register", "validate_data"]
+    assert seen["registry"].startswith("azureml://registries/azureml/components/chat_completion_pipeline/")
+    assert seen["serverless"] == "CustomModelFineTuningJob"

@@ -6,26 +6,22 @@ from pathlib import Path
 from typing import Any
 
 import click
+from azft_contract import TASKS, ContractError
+from azft_contract import parse_columns as parse_column_items
 from rich.console import Console
 
-from azfinetune.data import TASKS
 from azfinetune.errors import DataError
 
 __all__ = ["data", "parse_columns"]
 
 
 def parse_columns(values: tuple[str, ...]) -> dict[str, str]:
-    """("text=sentence1", "label=y,text_pair=s2") -> {"text": "sentence1", "label": "y", "text_pair": "s2"}."""
-    columns: dict[str, str] = {}
-    for value in values:
-        for item in value.split(","):
-            key, sep, name = item.partition("=")
-            if not sep or not key.strip() or not name.strip():
-                raise click.BadParameter(
-                    f"{item!r} is not KEY=NAME, e.g. text=sentence1", param_hint="--columns"
-                )
-            columns[key.strip()] = name.strip()
-    return columns
+    """("text=sentence1", "label=y,text_pair=s2") -> {"text": "sentence1", "label": "y", "text_pair": "s2"}:
+    the job's own rule (azft_contract.parse_columns), so a value means the same on both sides."""
+    try:
+        return dict(parse_column_items(values))
+    except ContractError as error:
+        raise click.BadParameter(f"{error.message} (e.g. text=sentence1)", param_hint="--columns") from error
 
 
 def _console(ctx: click.Context) -> Console:
@@ -87,7 +83,17 @@ def validate(
 ) -> None:
     """Check FILE for TASK: every problem with its line and field, token counts, duplicates.
 
+    FILE is read exactly as the job reads it (JSON Lines, a JSON array, CSV, TSV or Parquet, by suffix).
     Exit status 0 when there are no errors (warnings are fine), 2 when there are.
+
+    \b
+    --json prints one report (with --validation: {"train": ..., "validation": ...}):
+      ok, error_counts / warning_counts   code -> how many
+      errors / warnings                   at most --max-errors per code, each with severity, code,
+                                          message, file, line, path (the field), column, hint,
+                                          byte_offset (those that are known)
+      stats                               format, sizes, examples, duplicates, columns (what to pass
+                                          the job as --column KEY=NAME), labels, tokens
     """
     from azfinetune.data import render_report, validate_pair
 

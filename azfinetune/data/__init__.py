@@ -1,15 +1,23 @@
-"""Training-data validation: stream a data file once, report every problem with its line and field."""
+"""Training-data validation: stream a data file once, report every problem with its line and field.
+
+The reading itself is azft_contract's, the package the job steps read data with, so `data validate`
+and the job decide the same verdict for the same file; this adds token counts, duplicates and bulk checks.
+"""
 
 from __future__ import annotations
 
-from azfinetune.data._formats import CHAT_ROLES, DEFAULT_COLUMNS, TASKS, normalize_task
+from azft_contract import CHAT_ROLES, TASKS
+from azft_contract import COLUMNS as DEFAULT_COLUMNS
+
 from azfinetune.data._render import render_report
-from azfinetune.data._report import DataIssue, DataReport, DataStats, LabelSummary, Severity, TokenStats
+from azfinetune.data._report import DataReport, DataStats, LabelSummary, TokenStats
 from azfinetune.data._tokens import APPROX_METHOD, load_tokenizer
 from azfinetune.data._validate import (
     MIN_EXAMPLES,
     SERVERLESS_MAX_BYTES,
     compare_formats,
+    detect_columns,
+    normalize_task,
     validate_data,
     validate_pair,
 )
@@ -21,13 +29,12 @@ __all__ = [
     "MIN_EXAMPLES",
     "SERVERLESS_MAX_BYTES",
     "TASKS",
-    "DataIssue",
     "DataReport",
     "DataStats",
     "LabelSummary",
-    "Severity",
     "TokenStats",
     "compare_formats",
+    "detect_columns",
     "load_tokenizer",
     "normalize_task",
     "render_report",

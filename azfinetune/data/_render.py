@@ -6,7 +6,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from azfinetune.data._report import DataIssue, DataReport
+from azfinetune.data._report import DataReport
+from azfinetune.errors import Issue
 
 __all__ = ["render_report"]
 
@@ -108,24 +109,25 @@ def render_report(report: DataReport) -> RenderableType:
 def _issues_table(report: DataReport) -> Table:
     table = Table(title="Issues", title_justify="left", padding=(0, 1))
     table.add_column("line", justify="right", no_wrap=True)
-    table.add_column("kind", no_wrap=True)
+    table.add_column("code", no_wrap=True)
     table.add_column("field", overflow="fold")
     table.add_column("message", ratio=1)
     hinted: set[str] = set()
 
-    def add(issue: DataIssue) -> None:
+    def add(issue: Issue) -> None:
         style = "red" if issue.severity == "error" else "yellow"
         message = Text(issue.message)
-        if issue.hint and issue.kind not in hinted:  # once per kind: the same advice repeats otherwise
-            hinted.add(issue.kind)
+        code = issue.code or ""
+        if issue.hint and code not in hinted:  # once per code: the same advice repeats otherwise
+            hinted.add(code)
             message.append(f"\n→ {issue.hint}", style="dim")
         line = "" if issue.line is None else str(issue.line)
-        table.add_row(line, Text(issue.kind, style=style), issue.field or "", message)
+        table.add_row(line, Text(code, style=style), issue.path, message)
 
     for severity, issues in (("error", report.errors), ("warning", report.warnings)):
         for issue in issues:
             add(issue)
         style = "red" if severity == "error" else "yellow"
-        for kind, n in sorted(report.omitted(severity).items()):  # type: ignore[arg-type]
-            table.add_row("", Text(kind, style=style), "", Text(f"… and {n:,} more", style="dim"))
+        for code, n in sorted(report.omitted(severity).items()):  # type: ignore[arg-type]
+            table.add_row("", Text(code, style=style), "", Text(f"… and {n:,} more", style="dim"))
     return table

@@ -1,53 +1,16 @@
-"""DataIssue, DataStats and DataReport: what a data-file validation found, as objects, dicts and JSON."""
+"""DataStats and DataReport: what a data-file validation found (its Issues and numbers), as objects, dicts and JSON."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
-__all__ = ["DataIssue", "DataReport", "DataStats", "LabelSummary", "Severity", "TokenStats"]
+from azfinetune.errors import Issue, Severity
 
-Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class DataIssue:
-    """One problem in a data file.
-
-    `kind` is a stable snake_case code (programs match on it); `line` is 1-based as editors show it
-    (for Parquet: the 1-based row); `field` is the path inside the example, e.g. ``messages[2].role``.
-    """
-
-    kind: str
-    message: str
-    severity: Severity = "error"
-    line: int | None = None
-    field: str | None = None
-    hint: str | None = None
-    byte_offset: int | None = None
-    column: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "severity": self.severity, "line": self.line}
-        out["field"] = self.field
-        out["message"] = self.message
-        out["hint"] = self.hint
-        if self.byte_offset is not None:
-            out["byte_offset"] = self.byte_offset
-        if self.column is not None:
-            out["column"] = self.column
-        return out
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line is not None else ""
-        key = f"{self.field}: " if self.field else ""
-        text = f"{where}{key}{self.message} [{self.kind}]"
-        if self.hint:
-            text += f" (hint: {self.hint})"
-        return text
+__all__ = ["DataReport", "DataStats", "LabelSummary", "TokenStats"]
 
 
 @dataclass
@@ -163,16 +126,18 @@ class DataStats:
 class DataReport:
     """The result of validating one data file.
 
-    `errors`/`warnings` hold at most `max_errors_per_kind` issues of each kind, in line order
-    (file-level issues first); `error_counts`/`warning_counts` count every issue, including those
-    beyond the cap. `ok` is true when there are no errors (warnings do not fail a file).
+    `errors`/`warnings` hold at most `max_errors_per_kind` issues of each code, in line order
+    (file-level issues first); `error_counts`/`warning_counts` count every issue by its `code`, including
+    those beyond the cap. `ok` is true when there are no errors (warnings do not fail a file). Each issue is
+    an `azfinetune.errors.Issue` with `file` = the data file, `line` (1-based; Parquet: the row), `path` =
+    the field inside the example (``messages[2].role``, "" for the whole file) and a stable `code`.
     """
 
     path: str
     task: str
     stats: DataStats = field(default_factory=DataStats)
-    errors: list[DataIssue] = field(default_factory=list)
-    warnings: list[DataIssue] = field(default_factory=list)
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
     error_counts: dict[str, int] = field(default_factory=dict)
     warning_counts: dict[str, int] = field(default_factory=dict)
     max_errors_per_kind: int = 20
@@ -182,19 +147,20 @@ class DataReport:
         return not self.error_counts
 
     @property
-    def issues(self) -> list[DataIssue]:
+    def issues(self) -> list[Issue]:
         """Errors then warnings."""
         return [*self.errors, *self.warnings]
 
-    def add(self, issue: DataIssue) -> None:
-        """Record an issue, keeping at most `max_errors_per_kind` of each kind but counting all."""
+    def add(self, issue: Issue) -> None:
+        """Record an issue, keeping at most `max_errors_per_kind` of each code but counting all."""
         counts = self.error_counts if issue.severity == "error" else self.warning_counts
-        seen = counts.get(issue.kind, 0)
-        counts[issue.kind] = seen + 1
+        code = issue.code or "data"
+        seen = counts.get(code, 0)
+        counts[code] = seen + 1
         if seen < self.max_errors_per_kind:
             (self.errors if issue.severity == "error" else self.warnings).append(issue)
 
-    def extend(self, issues: Iterable[DataIssue]) -> None:
+    def extend(self, issues: Iterable[Issue]) -> None:
         for issue in issues:
             self.add(issue)
         self.sort()
@@ -206,12 +172,13 @@ class DataReport:
         self.warnings.sort(key=key)
 
     def omitted(self, severity: Severity = "error") -> dict[str, int]:
-        """Per kind, how many issues were counted but not kept."""
+        """Per code, how many issues were counted but not kept."""
         counts = self.error_counts if severity == "error" else self.warning_counts
         kept: dict[str, int] = {}
         for issue in self.errors if severity == "error" else self.warnings:
-            kept[issue.kind] = kept.get(issue.kind, 0) + 1
-        return {kind: n - kept.get(kind, 0) for kind, n in counts.items() if n > kept.get(kind, 0)}
+            code = issue.code or "data"
+            kept[code] = kept.get(code, 0) + 1
+        return {code: n - kept.get(code, 0) for code, n in counts.items() if n > kept.get(code, 0)}
 
     def summary(self) -> str:
         """One line: the verdict and the counts."""
@@ -226,6 +193,9 @@ class DataReport:
         return f"{text} ({kinds})" if kinds else text
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (what `azfinetune data validate --json` prints): path, task, ok, error_counts and
+        warning_counts (code -> count), errors and warnings (Issue.to_dict: severity, path, message, code,
+        file, line, column, hint, byte_offset; unknown ones left out), max_errors_per_kind, stats."""
         return {
             "path": self.path,
             "task": self.task,
@@ -243,5 +213,5 @@ class DataReport:
         return orjson.dumps(self.to_dict(), option=option).decode()
 
 
-def _issue_order(issue: DataIssue) -> tuple[int, int]:
+def _issue_order(issue: Issue) -> tuple[int, int]:
     return (0, 0) if issue.line is None else (1, issue.line)

@@ -114,8 +114,9 @@ class StrictModel(BaseModel):
 
 
 class DataColumns(StrictModel):
-    """Column names in the data files, for the tasks whose examples are tables."""
+    """Column names in the data files: one field per logical column of the contract (azft_contract.COLUMN_KEYS)."""
 
+    messages: Annotated[str | None, Field(description="Conversation column (chat completion).")] = None
     text: Annotated[str | None, Field(description="Text column (classification: first sentence).")] = None
     text_pair: Annotated[str | None, Field(description="Second sentence column for sentence-pair tasks.")] = (
         None
@@ -128,6 +129,14 @@ class DataColumns(StrictModel):
     context: Annotated[str | None, Field(description="Context column (question answering).")] = None
     question: Annotated[str | None, Field(description="Question column (question answering).")] = None
     answers: Annotated[str | None, Field(description="Answers column (question answering).")] = None
+    answer_text: Annotated[
+        str | None,
+        Field(description="Key of the answer texts inside the answers column (question answering)."),
+    ] = None
+    answer_start: Annotated[
+        str | None,
+        Field(description="Key of the answer offsets inside the answers column (question answering)."),
+    ] = None
     source: Annotated[str | None, Field(description="Source text column (summarization, translation).")] = (
         None
     )
@@ -140,6 +149,9 @@ class DataColumns(StrictModel):
     target_lang: Annotated[str | None, Field(description="Target language code (translation), e.g. de.")] = (
         None
     )
+    translation: Annotated[
+        str | None, Field(description='Column of {"<lang>": text} objects (translation, WMT style).')
+    ] = None
 
     def as_dict(self) -> dict[str, str]:
         """The columns that are set."""

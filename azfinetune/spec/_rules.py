@@ -10,6 +10,8 @@ import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from azft_contract import COLUMNS
+
 from azfinetune.errors import Issue
 
 if TYPE_CHECKING:
@@ -114,3 +116,18 @@ def _deepspeed(spec: FineTuneSpec) -> Iterator[Issue]:
             f"optimizer offload runs DeepSpeed's CPU AdamW, not {spec.method.optimizer.value}",
             hint="set method.optimizer: adamw_torch, or method.deepspeed.offload_optimizer: false",
         )
+
+
+@_rule
+def _columns_of_the_task(spec: FineTuneSpec) -> Iterator[Issue]:
+    """data.columns may name only the task's own logical columns (the contract's table): the job refuses others."""
+    if spec.data.columns is None:
+        return
+    own = COLUMNS[spec.task.value]
+    for key in spec.data.columns.as_dict():
+        if key not in own:
+            yield Issue(
+                f"data.columns.{key}",
+                f"{spec.task.value} has no {key!r} column",
+                hint=f"{spec.task.value} reads: {', '.join(own)}",
+            )

@@ -14,6 +14,7 @@ from azfinetune.data import validate_data
 from azfinetune.errors import Issue, PlanError, SpecError
 from azfinetune.planner import plan
 from azfinetune.spec import FineTuneSpec, load_spec, model_kind
+from azfinetune.targets._entrypoint import data_columns
 
 if TYPE_CHECKING:
     from azfinetune.data import DataReport
@@ -120,7 +121,8 @@ def _locate(spec: FineTuneSpec, issue: Issue) -> Issue:
 
 def _validate_data_files(spec: FineTuneSpec) -> dict[str, DataReport]:
     reports: dict[str, DataReport] = {}
-    columns = spec.data.columns.as_dict() if spec.data.columns else None
+    # Every file is read with the columns found in the training file: the names the job is given.
+    columns = data_columns(spec) or None
     serverless = spec.target.resources().billing == "serverless"
     model = (
         spec.resolve_path(spec.model)

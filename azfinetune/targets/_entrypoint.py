@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from azft_contract import (
+    ENTRY_POINT_FLAGS,
+    ENTRY_POINT_MODULE,
+    ENTRY_POINT_TASKS,
+    ContractError,
+    command_args,
+    detect_columns,
+)
 
 from azfinetune.catalog import find_model
 from azfinetune.errors import BuildError, Issue
@@ -20,6 +29,7 @@ __all__ = [
     "INPUT_NAMES",
     "OUTPUT_NAMES",
     "command_line",
+    "data_columns",
     "entrypoint_args",
     "entrypoint_inputs",
     "entrypoint_outputs",
@@ -28,30 +38,15 @@ __all__ = [
 ]
 
 #: `python -m <this>` with cwd (the job's code) = jobs/src.
-ENTRYPOINT_MODULE = "finetune"
+ENTRYPOINT_MODULE = ENTRY_POINT_MODULE
 #: The tasks the entry point trains (its --task choices that are not refused); the registry pipelines train the rest.
-ENTRYPOINT_TASKS: frozenset[Task] = frozenset(
-    {Task.CHAT_COMPLETION, Task.TEXT_COMPLETION, Task.TEXT_CLASSIFICATION, Task.TOKEN_CLASSIFICATION}
-)
+ENTRYPOINT_TASKS: frozenset[Task] = frozenset(Task(task) for task in ENTRY_POINT_TASKS)
 
-#: Names of the entry point's inputs, as job input names and as keys of `entrypoint_args(inputs=...)`.
-INPUT_NAMES = ("model", "train", "validation", "test", "deepspeed")
-#: Names of its outputs: the adapter (or full model), the merged model, the MLflow model to register.
-OUTPUT_NAMES = ("adapter", "merged_model", "mlflow_model")
-
-# The flag each input/output is passed with (CONTRACTS.md, "Training entry point").
-_INPUT_FLAGS = {
-    "model": "--model",
-    "train": "--train-file",
-    "validation": "--validation-file",
-    "test": "--test-file",
-    "deepspeed": "--deepspeed",
-}
-_OUTPUT_FLAGS = {
-    "adapter": "--output-dir",
-    "merged_model": "--merged-output-dir",
-    "mlflow_model": "--mlflow-model-dir",
-}
+#: Names of the entry point's inputs and outputs (the job's input/output names), from the contract's flag table.
+INPUT_NAMES = tuple(flag.input for flag in ENTRY_POINT_FLAGS if flag.input)
+OUTPUT_NAMES = tuple(flag.output for flag in ENTRY_POINT_FLAGS if flag.output)
+_INPUT_DEST = {flag.input: flag.dest for flag in ENTRY_POINT_FLAGS if flag.input}
+_OUTPUT_DEST = {flag.output: flag.dest for flag in ENTRY_POINT_FLAGS if flag.output}
 _PLACEHOLDER = re.compile(r"^\$\{\{(inputs|outputs)\.[A-Za-z_][A-Za-z0-9_]*\}\}$")
 
 
@@ -91,16 +86,6 @@ def target_modules(spec: FineTuneSpec) -> str:
     return "all-linear"
 
 
-def _bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _number(value: float | int) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return repr(value)
-
-
 def _check_names(
     kind: str, given: Mapping[str, str], required: tuple[str, ...], allowed: tuple[str, ...]
 ) -> None:
@@ -124,7 +109,7 @@ def _check_names(
 def entrypoint_args(
     spec: FineTuneSpec, *, inputs: Mapping[str, str], outputs: Mapping[str, str]
 ) -> list[str]:
-    """The flags of `python -m finetune` for a spec (CONTRACTS.md), without the `python -m finetune` itself.
+    """The flags of `python -m finetune` for a spec (the contract's flag table), without `python -m finetune`.
 
     `inputs` maps entrypoint_inputs(spec) to what the flag gets: `${{inputs.train}}` in an Azure ML job, a
     path in a local run. `outputs` maps "adapter" (required) and optionally "merged_model"/"mlflow_model"."""
@@ -138,55 +123,63 @@ def entrypoint_args(
     _check_names("outputs", outputs, ("adapter",), allowed_outputs)
 
     method, training = spec.method, spec.training
-    args = ["--task", spec.task.value, "--model", inputs["model"], "--train-file", inputs["train"]]
-    for name in ("validation", "test"):
-        if name in inputs:
-            args += [_INPUT_FLAGS[name], inputs[name]]
-    args += ["--technique", method.technique.value]
+    values: dict[str, Any] = {_INPUT_DEST[name]: value for name, value in inputs.items()}
+    values.update({_OUTPUT_DEST[name]: value for name, value in outputs.items()})
+    values.update(task=spec.task.value, technique=method.technique.value)
     if method.uses_adapter:
         lora = method.effective_lora
-        args += [
-            "--lora-r", str(lora.r),
-            "--lora-alpha", str(lora.alpha),
-            "--lora-dropout", _number(lora.dropout),
-            "--target-modules", target_modules(spec),
-        ]  # fmt: skip
+        values.update(
+            lora_r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=target_modules(spec),
+        )
     quantization = method.effective_quantization
     if method.technique.value == "qlora" and quantization is not None:
-        args += [
-            "--quant-bits", str(quantization.bits),
-            "--quant-type", quantization.type,
-            "--double-quant", _bool(quantization.double_quant),
-        ]  # fmt: skip
-    if "deepspeed" in inputs:
-        args += ["--deepspeed", inputs["deepspeed"]]
-    args += [
-        "--epochs", _number(training.epochs),
-        "--max-steps", str(training.max_steps),
-        "--learning-rate", _number(training.learning_rate),
-        "--lr-scheduler", training.lr_scheduler.value,
-        "--warmup-ratio", _number(training.warmup_ratio),
-        "--per-device-batch-size", str(training.per_device_batch_size),
-        "--gradient-accumulation-steps", str(training.gradient_accumulation_steps),
-        "--max-seq-length", str(training.max_seq_length),
-        "--precision", training.precision.value,
-        "--gradient-checkpointing", _bool(training.gradient_checkpointing),
-        "--packing", _bool(training.packing),
-        "--seed", str(training.seed),
-        "--optimizer", method.optimizer.value,
-    ]  # fmt: skip
+        values.update(
+            quant_bits=quantization.bits, quant_type=quantization.type, double_quant=quantization.double_quant
+        )
+    values.update(
+        epochs=training.epochs,
+        max_steps=training.max_steps,
+        learning_rate=training.learning_rate,
+        lr_scheduler=training.lr_scheduler.value,
+        warmup_ratio=training.warmup_ratio,
+        per_device_batch_size=training.per_device_batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        max_seq_length=training.max_seq_length,
+        precision=training.precision.value,
+        gradient_checkpointing=training.gradient_checkpointing,
+        packing=training.packing,
+        seed=training.seed,
+        optimizer=method.optimizer.value,
+        # What the data validator decided (the columns it found in the training file) reaches the job.
+        column=data_columns(spec),
+        # References only: the job resolves them from Key Vault with its managed identity.
+        secret=[f"{name}={spec.secrets[name]}" for name in sorted(spec.secrets)],
+        logging_steps=training.logging_steps,
+    )
     if spec.task.value == "chat-completion":
-        args += ["--mask-prompt", _bool(training.mask_prompt)]
-    for key, column in (spec.data.columns.as_dict() if spec.data.columns else {}).items():
-        args += ["--column", f"{key}={column}"]
-    # References only: the job resolves them from Key Vault with its managed identity.
-    for name in sorted(spec.secrets):
-        args += ["--secret", f"{name}={spec.secrets[name]}"]
-    args += ["--logging-steps", str(training.logging_steps)]
-    for name in OUTPUT_NAMES:
-        if name in outputs:
-            args += [_OUTPUT_FLAGS[name], outputs[name]]
-    return args
+        values["mask_prompt"] = training.mask_prompt
+    try:
+        return command_args(values)
+    except ValueError as error:  # the spec's rules refuse every bad value first: this is our fault
+        raise BuildError(f"entry point flags: {error}") from None
+
+
+def data_columns(spec: FineTuneSpec) -> dict[str, str]:
+    """The data columns every step of the job reads: data.columns, plus what the contract's reader finds in a
+    local training file (the header or first example) — the names `data validate` used, written into the
+    command line so the job never guesses differently. A remote file: data.columns only (the job's reader,
+    the same code, decides there)."""
+    given = spec.data.columns.as_dict() if spec.data.columns else {}
+    reference = spec.data.train
+    if spec.data.is_remote(reference):
+        return given
+    try:
+        return detect_columns(spec.resolve_path(reference), spec.task.value, given or None)
+    except (ContractError, OSError):
+        return given  # validate reports the unreadable file with its line; the job's reader would too
 
 
 def our_code_rules(spec: FineTuneSpec) -> Iterator[Issue]:

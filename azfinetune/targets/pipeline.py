@@ -12,7 +12,13 @@ from azfinetune.errors import BuildError, Issue
 from azfinetune.spec import FineTuneSpec, PipelineTarget
 from azfinetune.targets._common import TAG_PREFIX, azfinetune_tags, job_name
 from azfinetune.targets._deepspeed import write_deepspeed_config
-from azfinetune.targets._entrypoint import ENTRYPOINT_TASKS, command_line, entrypoint_args, our_code_rules
+from azfinetune.targets._entrypoint import (
+    ENTRYPOINT_TASKS,
+    command_line,
+    data_columns,
+    entrypoint_args,
+    our_code_rules,
+)
 from azfinetune.targets._environment import environment_for_spec
 from azfinetune.targets._paths import components_dir, generated_dir, job_code_dir
 from azfinetune.targets._protocol import TargetBase
@@ -137,7 +143,7 @@ def _load_step(step: str, environment: Any) -> Any:
 def _columns(spec: FineTuneSpec) -> str | None:
     """data.columns as the `key=name,key=name` text the validate and evaluate steps take (single-quoted on
     their command lines)."""
-    columns = spec.data.columns.as_dict() if spec.data.columns else {}
+    columns = data_columns(spec)
     return ",".join(f"{key}={name}" for key, name in columns.items()) or None
 
 

@@ -362,15 +362,21 @@ CASES: list[Case] = [
         rows(*[{"text": f"t{i}", "label": "pos"} for i in range(12)]),
         "too_few_labels",
         None,
-        "warning",
     ),
     Case(
         "mixed_label_types",
         "text-classification",
-        rows(*[{"text": f"t{i}", "label": [1, "1"][i % 2]} for i in range(12)]),
+        rows(*[{"text": f"t{i}", "label": [1, "1", 0, "0"][i % 4]} for i in range(12)]),
         "mixed_label_types",
         None,
         "warning",
+    ),
+    Case(
+        "one_class_as_number_and_string",
+        "text-classification",
+        rows(*[{"text": f"t{i}", "label": [1, "1", 1.0][i % 3]} for i in range(12)]),
+        "too_few_labels",
+        None,
     ),
     Case(
         "csv_missing_label_column",
@@ -436,6 +442,13 @@ CASES: list[Case] = [
         4,
     ),
     Case(
+        "only_one_tag",
+        "token-classification",
+        rows(*[{"tokens": ["a", f"b{i}"], "ner_tags": ["O", "O"]} for i in range(12)]),
+        "too_few_labels",
+        None,
+    ),
+    Case(
         "tag_is_object",
         "token-classification",
         _insert(_tokens(), 5, {"tokens": ["a"], "ner_tags": [{"tag": "O"}]}),
@@ -446,7 +459,7 @@ CASES: list[Case] = [
         "csv_tokens_not_json",
         "token-classification",
         b"tokens,ner_tags\n"
-        + b'"[""a"",""b""]","[""O"",""O""]"\n' * 3
+        + b'"[""a"",""b""]","[""B-X"",""O""]"\n' * 3
         + b'a b,"[""O"",""O""]"\n'
         + b'"[""c""]","[""O""]"\n' * 8,
         "wrong_type",
@@ -477,6 +490,18 @@ CASES: list[Case] = [
         ),
         "invalid_answer_start",
         3,
+    ),
+    Case(
+        # Beyond 64 bits: orjson would read a float (invalid_answer_start); JSON has integers (the contract's).
+        "answer_start_beyond_64_bits",
+        "question-answering",
+        _insert(
+            _qa(),
+            7,
+            {"context": "abc", "question": "q?", "answers": {"text": ["a"], "answer_start": [2**64 + 1]}},
+        ),
+        "answer_mismatch",
+        7,
     ),
     Case(
         "answers_length_mismatch",
@@ -558,4 +583,232 @@ CASES: list[Case] = [
         "warning",
         options={"columns": {"source_lang": "en", "target_lang": "en"}},
     ),
+    # ---- the rules one reader decides for both sides (issue 14) -----------------------------------
+    Case(
+        "first_message_from_assistant",
+        CHAT,
+        jsonl({"messages": [assistant("Hi, how can I help?"), user("hi"), assistant("hello")]}, at=3),
+        "first_message_from_assistant",
+        3,
+        field="messages[0].role",
+    ),
+    Case(
+        "lone_surrogate",
+        CHAT,
+        jsonl(
+            b'{"messages": [{"role": "user", "content": "a\\ud800b"}, {"role": "assistant", "content": "ok"}]}',
+            at=4,
+        ),
+        "lone_surrogate",
+        4,
+    ),
+    Case(
+        "nan_is_not_json",
+        "text-classification",
+        _insert(_classification(), 5, b'{"text": "x", "label": NaN}'),
+        "invalid_json",
+        5,
+    ),
+    Case(
+        "deeply_nested",
+        "text-classification",
+        _insert(
+            _classification(), 2, b'{"text": "x", "label": "pos", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+        ),
+        "invalid_json",
+        2,
+    ),
+    Case(
+        "completion_mixed_shapes",
+        "text-completion",
+        _insert([{"prompt": f"Q{i}", "completion": f"A{i}"} for i in range(12)], 7, {"text": "plain text"}),
+        "mixed_shapes",
+        7,
+    ),
+    Case(
+        "completion_text_file_with_a_pair",
+        "text-completion",
+        _insert([{"text": f"T{i}"} for i in range(12)], 2, {"prompt": "Q", "completion": "A"}),
+        "mixed_shapes",
+        2,
+    ),
+    Case(
+        "utf16_file",
+        CHAT,
+        "\ufeff".encode("utf-16-le") + jsonl().decode().encode("utf-16-le"),
+        "unsupported_encoding",
+        1,
+    ),
+    Case(
+        "json_array_element_not_object",
+        CHAT,
+        b"[\n"
+        + b",\n".join(
+            [dumps(chat(i)) for i in range(5)] + [b'"text"'] + [dumps(chat(i)) for i in range(5, 12)]
+        )
+        + b"\n]\n",
+        "not_an_object",
+        7,
+        name="data.json",
+    ),
+    Case(
+        "json_array_missing_comma",
+        CHAT,
+        b"[\n" + b",\n".join(dumps(chat(i)) for i in range(4)) + b"\n" + dumps(chat(9)) + b"\n]\n",
+        "invalid_json",
+        6,
+        name="data.json",
+    ),
+    Case(
+        "json_array_bad_example",
+        "text-classification",
+        json.dumps([*_classification(), {"text": "x"}], indent=2).encode(),
+        "missing_label",
+        2 + 4 * 12,
+        name="data.json",
+    ),
 ]
+
+
+def _with_separators(i: int) -> dict[str, Any]:
+    # Legal inside a JSON string; str.splitlines() would cut the line at each of them.
+    text = f"one\u2028two\u2029three\x85four\x0bfive\x0csix\x1cseven {i}"
+    return chat(i, assistant=text)
+
+
+@dataclass
+class Clean:
+    """A file every reader must accept: no errors, `examples` examples."""
+
+    id: str
+    task: str
+    content: bytes
+    examples: int
+    name: str = "data.jsonl"
+    columns: dict[str, str] | None = None
+
+
+def _parquet(table: dict[str, list[Any]]) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = io.BytesIO()
+    pq.write_table(pa.table(table), out)
+    return out.getvalue()
+
+
+def clean_files() -> list[Clean]:
+    """The files the job used to refuse after `data validate` had passed them (Parquet needs pyarrow)."""
+    files = [
+        Clean("unicode_line_separators", CHAT, rows(*[_with_separators(i) for i in range(12)]), 12),
+        Clean("ndjson_suffix", CHAT, rows(*[chat(i) for i in range(12)]), 12, name="data.ndjson"),
+        Clean(
+            "json_array",
+            CHAT,
+            json.dumps([chat(i) for i in range(12)], indent=2).encode(),
+            12,
+            name="data.json",
+        ),
+        Clean(
+            "json_lines_in_a_json_file", CHAT, BOM + rows(*[chat(i) for i in range(12)]), 12, name="data.json"
+        ),
+        Clean(
+            "csv_with_bom_and_crlf",
+            "text-classification",
+            BOM
+            + b"text,label\r\n"
+            + b"".join(b"sample %d,%s\r\n" % (i, [b"pos", b"neg"][i % 2]) for i in range(12)),
+            12,
+            name="data.csv",
+        ),
+        Clean(
+            "tsv",
+            "text-classification",
+            b"sentence1\tsentence2\tlabel\n"
+            + b"".join(b"a %d\tb %d\t%d\n" % (i, i, i % 2) for i in range(12)),
+            12,
+            name="data.tsv",
+        ),
+        Clean(
+            "tab_suffix_token_classification",
+            "token-classification",
+            b"tokens\tner_tags\n" + b"".join(b'["EU", "x%d"]\t["B-ORG", "O"]\n' % i for i in range(12)),
+            12,
+            name="data.tab",
+        ),
+        Clean(
+            "csv_quoted_fields",
+            "text-completion",
+            b"prompt,completion\n"
+            + b"".join(f'"say ""hi"", {i}","line one\nline two\u2028"\n'.encode() for i in range(12)),
+            12,
+            name="data.csv",
+        ),
+        Clean(
+            "completion_columns_detected",
+            "text-completion",
+            rows(*[{"question": f"Q{i}", "answer": f"A{i}"} for i in range(12)]),
+            12,
+            columns={"prompt": "question", "completion": "answer"},
+        ),
+        Clean(
+            "classification_sentence_columns",
+            "text-classification",
+            rows(*[{"sentence": f"s{i}", "labels": ["a", "b"][i % 2]} for i in range(12)]),
+            12,
+        ),
+        Clean(
+            "summarization_article",
+            "summarization",
+            rows(*[{"article": f"Long {i}.", "highlights": f"S{i}"} for i in range(12)]),
+            12,
+        ),
+        Clean(
+            "translation_wmt",
+            "translation",
+            rows(*[{"translation": {"en": f"hi {i}", "ro": f"salut {i}"}} for i in range(12)]),
+            12,
+        ),
+        Clean(
+            "system_then_assistant",
+            CHAT,
+            rows(
+                *[
+                    {"messages": [{"role": "system", "content": "Greet."}, assistant(f"Hello {i}")]}
+                    for i in range(12)
+                ]
+            ),
+            12,
+        ),
+    ]
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return files
+    files += [
+        Clean(
+            "pq_suffix",
+            "text-classification",
+            _parquet({"text": [f"t{i}" for i in range(12)], "label": [i % 2 for i in range(12)]}),
+            12,
+            name="data.pq",
+        ),
+        Clean(
+            "parquet_qa",
+            "question-answering",
+            _parquet(
+                {
+                    "context": [f"The answer {i} is here." for i in range(12)],
+                    "question": [f"Where is {i}?" for i in range(12)],
+                    "answers": [
+                        {"text": ["here"], "answer_start": [len(f"The answer {i} is ")]} for i in range(12)
+                    ],
+                }
+            ),
+            12,
+            name="data.parquet",
+        ),
+    ]
+    return files

@@ -10,13 +10,13 @@ import pytest
 from rich.console import Console
 
 from azfinetune.data import (
-    DataIssue,
     DataReport,
     compare_formats,
     render_report,
     validate_data,
     validate_pair,
 )
+from azfinetune.errors import Issue
 from tests.data._corpus import chat, dumps
 
 
@@ -29,8 +29,10 @@ def test_report_api_and_json(tmp_path: Path) -> None:
     path = _write(tmp_path / "t.jsonl", [chat(i) for i in range(11)] + [chat(3), {"messages": []}])
     report = validate_data(path, task="chat_completion", epochs=3)  # the spec's enum spelling works too
     assert report.task == "chat-completion" and not report.ok
-    assert [(i.kind, i.line, i.field) for i in report.errors] == [("empty_messages", 13, "messages")]
-    assert [(i.kind, i.line) for i in report.warnings] == [("duplicate_example", 12)]
+    assert [(i.code, i.line, i.path, i.file) for i in report.errors] == [
+        ("empty_messages", 13, "messages", str(path))
+    ]
+    assert [(i.code, i.line) for i in report.warnings] == [("duplicate_example", 12)]
     assert report.error_counts == {"empty_messages": 1}
     stats = report.stats
     assert (stats.examples, stats.valid_examples, stats.duplicates, stats.lines) == (13, 12, 1, 13)
@@ -39,7 +41,15 @@ def test_report_api_and_json(tmp_path: Path) -> None:
 
     data = json.loads(report.to_json())
     assert data == report.to_dict() == orjson.loads(report.to_json(indent=False))
-    assert data["ok"] is False and data["errors"][0]["kind"] == "empty_messages"
+    assert data["ok"] is False
+    assert data["errors"][0] == {
+        "severity": "error",
+        "path": "messages",
+        "message": "'messages' is empty",
+        "code": "empty_messages",
+        "file": str(path),
+        "line": 13,
+    }
     assert set(data["stats"]["tokens"]) >= {
         "method",
         "total",
@@ -50,23 +60,23 @@ def test_report_api_and_json(tmp_path: Path) -> None:
         "training_tokens_estimate",
     }
     assert "empty_messages" in report.summary() and "13 examples" in report.summary()
-    assert str(report.errors[0]) == "line 13: messages: 'messages' is empty [empty_messages]"
+    assert str(report.errors[0]) == f"{path}:13: messages: 'messages' is empty [empty_messages]"
 
 
 def test_report_add_caps_per_kind_and_sorts() -> None:
     report = DataReport(path="x", task="chat-completion", max_errors_per_kind=2)
-    report.extend(DataIssue(kind="invalid_json", message="m", line=n) for n in (5, 3, 9))
-    report.add(DataIssue(kind="empty_file", message="m"))
-    report.add(DataIssue(kind="blank_line", message="m", line=1, severity="warning"))
+    report.extend(Issue("", "m", file="x", line=n, code="invalid_json") for n in (5, 3, 9))
+    report.add(Issue("", "m", file="x", code="empty_file"))
+    report.add(Issue("", "m", file="x", line=1, code="blank_line", severity="warning"))
     report.sort()
-    assert [(i.kind, i.line) for i in report.errors] == [
+    assert [(i.code, i.line) for i in report.errors] == [
         ("empty_file", None),
         ("invalid_json", 3),
         ("invalid_json", 5),
     ]
     assert report.error_counts == {"invalid_json": 3, "empty_file": 1}
     assert report.omitted() == {"invalid_json": 1} and report.omitted("warning") == {}
-    assert not report.ok and report.issues[-1].kind == "blank_line"
+    assert not report.ok and report.issues[-1].code == "blank_line"
 
 
 def test_render_report(tmp_path: Path) -> None:
@@ -104,7 +114,7 @@ def test_compare_formats_and_validate_pair(tmp_path: Path) -> None:
     assert train_report.ok and valid_report is not None and not valid_report.ok
     (issue,) = valid_report.errors
     assert (
-        issue.kind == "format_mismatch" and "completion,prompt" in issue.message and "{text}" in issue.message
+        issue.code == "format_mismatch" and "completion,prompt" in issue.message and "{text}" in issue.message
     )
 
     assert validate_pair(train, None, task="text-completion")[1] is None
@@ -121,14 +131,14 @@ def test_compare_labels_and_file_types(tmp_path: Path) -> None:
     issues = compare_formats(
         validate_data(train, task="text-classification"), validate_data(csv, task="text-classification")
     )
-    assert sorted((i.kind, i.severity) for i in issues) == [
+    assert sorted((i.code, i.severity) for i in issues) == [
         ("file_type_mismatch", "warning"),
         ("unseen_label", "warning"),
     ]
     assert (
         compare_formats(
             validate_data(train, task="text-classification"), validate_data(train, task="text-completion")
-        )[0].kind
+        )[0].code
         == "format_mismatch"
     )
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azft_contract.lines import FileInfo, iter_line_batches
 
-from azfinetune.data import validate_data
-from azfinetune.data._formats import ChatChecker
-from azfinetune.data._reader import FileInfo, iter_line_batches
+from azfinetune.data import _validate, validate_data
+from azfinetune.data._fastchat import FastChatPath
 from tests.data._corpus import BOM, chat, dumps
 
 BAD_LINES: list[bytes] = [
@@ -36,6 +36,11 @@ BAD_LINES: list[bytes] = [
     BOM + b'{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}',
     b'{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": 1}]}',
     b'{"messages": [{"role": "user", "content": "\\u00e9t\\u00e9\\n"}, {"role": "assistant", "content": "ok"}]}',
+    b'{"messages": [{"role": "assistant", "content": "first"}, {"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}',
+    b'{"messages": [{"role": "user", "content": "\\ud800"}, {"role": "assistant", "content": "y"}]}',
+    b'{"messages": [{"role": "user", "content": "x", "role": "assistant"}, {"role": "assistant", "content": "y"}]}',
+    b'{"messages": [{"role": "user", "content": "a\xe2\x80\xa8b\xc2\x85c"}, {"role": "assistant", "content": "y"}]}',
+    b'{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": 1.0}]}',
 ]
 
 
@@ -82,18 +87,19 @@ def test_bulk_paths_match_the_line_by_line_path(
 ) -> None:
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(_mixed_file(seed + 10))
-    with_msgspec = _report(path)
-    monkeypatch.setattr(ChatChecker, "use_msgspec", False)
-    with_orjson = _report(path)
-    monkeypatch.setattr(ChatChecker, "fast_chunk", lambda self, *a: None)
-    monkeypatch.setattr(ChatChecker, "fast_lines", lambda self, lines: None)
+    bulk = _report(path)
+    monkeypatch.setattr(FastChatPath, "chunk", lambda self, *a: None)
+    lines_only = _report(path)
+    monkeypatch.setattr(_validate._Validator, "use_fast_path", False)
     one_by_one = _report(path)
-    assert with_msgspec == with_orjson == one_by_one
+    assert bulk == lines_only == one_by_one
 
 
 def test_clean_file_takes_the_bulk_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "clean.jsonl"
     path.write_bytes(b"".join(dumps(chat(i)) + b"\n" for i in range(500)))
+    from azft_contract.examples import ChatChecker
+
     calls: list[int] = []
     original = ChatChecker.check
 
@@ -116,7 +122,7 @@ def test_one_object_spanning_two_lines_is_not_taken_for_two(tmp_path: Path) -> N
     path = tmp_path / "split.jsonl"
     path.write_bytes(head + b"\n" + tail + b"\n")
     report = validate_data(path, task="chat-completion")
-    assert [(i.kind, i.line) for i in report.errors] == [("invalid_json", 1), ("invalid_json", 2)]
+    assert [(i.code, i.line) for i in report.errors] == [("invalid_json", 1), ("invalid_json", 2)]
 
 
 def test_reader_lines_offsets_and_file_facts() -> None:
@@ -157,7 +163,7 @@ def test_invalid_utf8_byte_offset_is_exact(tmp_path: Path) -> None:
     for chunk_size in (64, 1000, 1 << 20):
         report = validate_data(path, task="chat-completion", chunk_size=chunk_size)
         (issue,) = report.errors
-        assert issue.kind == "invalid_utf8" and issue.line == 31
+        assert issue.code == "invalid_utf8" and issue.line == 31
         assert issue.byte_offset == len(BOM + good) + bad.index(b"\xef")
         assert path.read_bytes()[issue.byte_offset] == 0xEF
 
@@ -168,7 +174,7 @@ def test_a_line_longer_than_the_chunk(tmp_path: Path) -> None:
     path.write_bytes(b"".join(dumps(chat(i)) + b"\n" for i in range(1, 12)) + long_line + b"\n" + b"{")
     report = validate_data(path, task="chat-completion", chunk_size=4096)
     assert report.stats.examples == 13 and report.stats.valid_examples == 12
-    assert [(i.kind, i.line) for i in report.errors] == [("truncated_line", 13)]
+    assert [(i.code, i.line) for i in report.errors] == [("truncated_line", 13)]
     # contents: 14 + 14 + 200,000 characters -> ceil(200,028 / 4) + 4 per message
     assert report.stats.tokens.max == 50_007 + 12
 
@@ -179,7 +185,7 @@ def test_max_errors_per_kind_keeps_some_and_counts_all(tmp_path: Path) -> None:
     path.write_bytes(b"\n".join(lines) + b"\n")
     report = validate_data(path, task="chat-completion", max_errors_per_kind=5)
     assert report.error_counts == {"invalid_json": 50, "empty_messages": 3}
-    assert [i.line for i in report.errors if i.kind == "invalid_json"] == [1, 2, 3, 4, 5]
+    assert [i.line for i in report.errors if i.code == "invalid_json"] == [1, 2, 3, 4, 5]
     assert report.omitted() == {"invalid_json": 45}
     assert report.stats.duplicates == 49 + 2  # the repeated bad lines and the repeated empty ones
 
@@ -224,8 +230,7 @@ def test_bulk_chunk_is_never_fooled(
     path = tmp_path / "adversarial.jsonl"
     path.write_bytes(content.replace(b"\n", b"\r\n") if crlf else content)
     bulk = _report(path)
-    monkeypatch.setattr(ChatChecker, "fast_chunk", lambda self, *a: None)
-    monkeypatch.setattr(ChatChecker, "fast_lines", lambda self, lines: None)
+    monkeypatch.setattr(_validate._Validator, "use_fast_path", False)
     assert bulk == _report(path)
     if name in ("indented_lines", "braces_inside_content"):
         assert bulk["ok"] and bulk["stats"]["valid_examples"] == 14

@@ -44,7 +44,7 @@ def test_csv_blank_line_and_missing_column_reported_once(tmp_path: Path) -> None
     path = tmp_path / "train.csv"
     path.write_text("text,label\n" + "a,1\n" * 5 + "\n" + "b,0\n" * 6)
     report = validate_data(path, task="text-classification")
-    assert ("blank_line", 7) in [(w.kind, w.line) for w in report.warnings]
+    assert ("blank_line", 7) in [(w.code, w.line) for w in report.warnings]
     path.write_text("body,label\n" + "a,1\n" * 12)
     report = validate_data(path, task="text-classification")
     assert report.error_counts == {"missing_column": 1}
@@ -122,3 +122,17 @@ def test_default_columns_follow_the_registry_samples() -> None:
     assert DEFAULT_COLUMNS["token-classification"] == {"tokens": ("tokens",), "tags": ("ner_tags", "tags")}
     assert DEFAULT_COLUMNS["summarization"]["source"][0] == "document"
     assert DEFAULT_COLUMNS["question-answering"]["answer_start"] == ("answer_start",)
+
+
+def test_detect_columns_names_what_to_pass_the_job(tmp_path: Path) -> None:
+    from azfinetune.data import detect_columns
+
+    path = tmp_path / "train.tsv"
+    path.write_text("sentence1\tsentence2\tlabels\n" + "".join(f"a{i}\tb{i}\t{i % 2}\n" for i in range(12)))
+    columns = detect_columns(path, task="text_classification")
+    assert columns == {"text": "sentence1", "text_pair": "sentence2", "label": "labels"}
+    assert validate_data(path, task="text-classification", columns=columns).stats.columns == columns
+    with pytest.raises(DataError, match="do not apply to text-classification"):
+        detect_columns(path, task="text-classification", columns={"messages": "m"})
+    with pytest.raises(DataError, match="no such file"):
+        detect_columns(tmp_path / "missing.csv", task="summarization")

@@ -96,10 +96,9 @@ def test_chat_counts_match_apply_chat_template(
     expected = _expected_lengths(tokenizer_dir, examples)
     limit = sorted(expected)[30]
     if not bulk:
-        from azfinetune.data._formats import ChatChecker
+        from azfinetune.data import _validate
 
-        monkeypatch.setattr(ChatChecker, "fast_chunk", lambda self, *a: None)
-        monkeypatch.setattr(ChatChecker, "fast_lines", lambda self, lines: None)
+        monkeypatch.setattr(_validate._Validator, "use_fast_path", False)
     if how == "model_folder":
         report = validate_data(
             path, task="chat-completion", model=str(tokenizer_dir), max_seq_length=limit, epochs=2
@@ -121,9 +120,39 @@ def test_chat_counts_match_apply_chat_template(
     assert (tokens.min, tokens.max) == (min(expected), max(expected))
     assert tokens.median == statistics.median_low(expected)
     assert tokens.over_max_seq_length == sum(1 for n in expected if n > limit)
-    over_lines = sorted(i.line for i in report.warnings if i.kind == "exceeds_max_seq_length")
+    over_lines = sorted(i.line for i in report.warnings if i.code == "exceeds_max_seq_length")
     assert over_lines == [i + 1 for i, n in enumerate(expected) if n > limit]
     assert tokens.training_tokens_estimate == 2 * sum(min(n, limit) for n in expected)
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_a_conversation_the_chat_template_refuses_is_an_error_at_its_line(
+    tokenizer_dir: Path, tmp_path: Path, bulk: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the model's tokenizer the validator renders every conversation as the trainer does, so a template
+    rule no data check knows (here: no system messages) fails the file where the job would stop."""
+    from transformers import AutoTokenizer
+
+    from azfinetune.data import _validate
+
+    strict = AutoTokenizer.from_pretrained(tokenizer_dir)
+    strict.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system messages') }}"
+        "{% endif %}{{ m['content'] }}{% endfor %}"
+    )
+    plain = [
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": f"a{i}"}]}
+        for i in range(12)
+    ]
+    rows = [*plain[:5], chat(99), *plain[5:]]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if not bulk:
+        monkeypatch.setattr(_validate._Validator, "use_fast_path", False)
+    report = validate_data(path, task="chat-completion", tokenizer=strict)
+    assert [(i.code, i.line) for i in report.errors] == [("chat_template_error", 6)]
+    assert "no system messages" in report.errors[0].message
+    assert (report.stats.examples, report.stats.valid_examples, report.stats.tokens.counted) == (13, 12, 12)
 
 
 def test_text_tasks_count_with_the_tokenizer(tokenizer_dir: Path, tmp_path: Path) -> None:
@@ -151,7 +180,7 @@ def test_mlflow_style_folder_and_missing_tokenizer(tokenizer_dir: Path, tmp_path
     path.write_text("".join(json.dumps(chat(i)) + "\n" for i in range(12)))
     report = validate_data(path, task="chat-completion", model=str(empty))
     assert report.ok and report.stats.tokens.method == "approx:chars/4"
-    assert [w.kind for w in report.warnings] == ["tokenizer_unavailable"]
+    assert [w.code for w in report.warnings] == ["tokenizer_unavailable"]
 
 
 def test_unknown_model_reference_falls_back_to_the_approximation(tmp_path: Path) -> None:

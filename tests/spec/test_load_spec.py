@@ -485,3 +485,12 @@ def test_examples_all_pass_the_offline_checks() -> None:
     assert len(specs) >= 8
     for path in specs:
         checked(path)
+
+
+def test_data_columns_are_the_contracts_columns() -> None:
+    """The column table exists once (azft_contract); the spec offers exactly its logical columns."""
+    from azft_contract import COLUMN_KEYS
+
+    from azfinetune.spec import DataColumns
+
+    assert sorted(DataColumns.model_fields) == sorted(COLUMN_KEYS)

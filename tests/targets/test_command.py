@@ -44,7 +44,8 @@ SNAPSHOTS = ROOT / "tests" / "snapshots"
 COMMAND_EXAMPLES = ("phi3-mini-lora", "phi3-mini-qlora", "phi3-medium-dora-zero3")
 UPDATE = os.environ.get("UPDATE_SNAPSHOT") == "1"
 
-# Every flag of CONTRACTS.md's entry point. --eval-steps has no spec key, so the builder never writes it.
+# Every flag of the entry point (azft_contract's flag table). --eval-steps has no spec key, so the builder never
+# writes it.
 CONTRACT_FLAGS = {
     "--task", "--model", "--train-file", "--validation-file", "--test-file", "--technique", "--lora-r",
     "--lora-alpha", "--lora-dropout", "--target-modules", "--quant-bits", "--quant-type", "--double-quant",
@@ -257,7 +258,7 @@ def test_the_command_line_has_every_flag_and_the_entry_point_parses_it(
         tmp_path,
         env_folder,
         data__test="test.jsonl",
-        data__columns={"text": "body", "label": "sentiment"},
+        data__columns={"messages": "conversation"},
         method={
             "technique": "qlora",
             "lora": {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["qkv_proj", "o_proj"]},
@@ -293,7 +294,7 @@ def test_the_command_line_has_every_flag_and_the_entry_point_parses_it(
     assert ns.epochs == 1.5 and ns.max_steps == 20 and ns.learning_rate == 1e-5 and ns.warmup_ratio == 0.1
     assert ns.packing is True and ns.gradient_checkpointing is True and ns.mask_prompt is True
     assert ns.optimizer == "paged_adamw_8bit" and ns.precision == "bf16"
-    assert ns.column == ["text=body", "label=sentiment"]
+    assert ns.column == ["messages=conversation"]
     assert ns.secret == ["HF_TOKEN=keyvault://my-vault/hf-token"]
     assert str(ns.deepspeed) == values["${{inputs.deepspeed}}"]
     assert str(ns.mlflow_model_dir) == values["${{outputs.mlflow_model}}"]

@@ -422,6 +422,11 @@ FOUND = [
         id="serverless-cpu-steps-without-size",
     ),
     pytest.param(
+        _doc(data={"train": "chat-completion.jsonl", "columns": {"text": "text"}}, target={"kind": "local"}),
+        "refused",
+        id="a-column-the-task-does-not-have",  # found by hypothesis: the job's --column parser refused it
+    ),
+    pytest.param(
         _doc(register={"model_name": "m", "min_eval": {"eval_loss": "<= 1.2"}}, target=_PIPELINE),
         "built",
         id="gated-registration-on-pipeline",

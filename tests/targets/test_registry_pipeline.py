@@ -400,8 +400,12 @@ def test_translation_needs_its_language_columns(tmp_path: Path) -> None:
 
 
 def test_columns_the_component_cannot_take_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match=r"no column input that data\.columns\.label"):
+    # A column the task does not have: refused when the spec is read (the contract's table).
+    with pytest.raises(SpecError, match=r"data\.columns\.label: chat-completion has no 'label' column"):
         build_job(make_spec(tmp_path, data__columns={"label": "x"}))
+    # A column of the task that the component takes no input for: refused by the registry pipeline's rules.
+    with pytest.raises(SpecError, match=r"no column input that data\.columns\.messages"):
+        build_job(make_spec(tmp_path, data__columns={"messages": "conversation"}))
 
 
 def test_catalog_defaults_apply_only_where_the_user_left_values_unset(tmp_path: Path) -> None:

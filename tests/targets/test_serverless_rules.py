@@ -129,7 +129,7 @@ def test_task_the_offer_does_not_cover(write_spec: Any) -> None:
     ("extra", "path"),
     [
         ("data: {train: train.jsonl, test: train.jsonl}\n", "data.test"),
-        ("data: {train: train.jsonl, columns: {prompt: q}}\n", "data.columns"),
+        ("data: {train: train.jsonl, columns: {messages: conversation}}\n", "data.columns"),
         ("register: {model_name: m1, min_eval: {eval_loss: '<= 1'}}\n", "register.min_eval"),
         ("secrets: {HF_TOKEN: 'keyvault://vault1/hf-token'}\n", "secrets"),
         ("environment: azureml:my-env:1\n", "environment"),

@@ -1,6 +1,7 @@
 """`main()`: loss, perplexity and cheap task metrics of a model on one data file -> metrics.json.
 
-Examples become model inputs exactly as in training (finetune.data: chat template and prompt masking, the
+The data file is read by azft_contract, as training reads it (the same checks, the same examples), and
+examples become model inputs exactly as in training (finetune.data: chat template and prompt masking, the
 label ids saved with the model), so eval_loss here is comparable with the training run's eval_loss.
 Exit 0 ok, 2 bad input, 1 failure.
 """
@@ -18,19 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from azft_contract import TASKS, ContractError, parse_columns
+
 from evaluate_model import metrics as m
 
 log = logging.getLogger("evaluate_model")
 
-TASKS = (
-    "chat-completion",
-    "text-completion",
-    "text-classification",
-    "token-classification",
-    "question-answering",
-    "summarization",
-    "translation",
-)
 IGNORE_INDEX = -100
 
 
@@ -46,9 +40,6 @@ class EvalArgs:
     max_seq_length: int
     mask_prompt: bool = True
     columns: dict[str, str] = field(default_factory=dict)
-
-    def column(self, key: str) -> str:
-        return self.columns.get(key, key)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,15 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _columns(items: list[str]) -> dict[str, str]:
-    columns = {}
-    for item in items:
-        for part in filter(None, (p.strip() for p in item.split(","))):
-            key, sep, name = part.partition("=")
-            if not sep:
-                raise UsageError(f"--column {part!r}: expected KEY=NAME")
-            columns[key] = name
-    return columns
+def _columns(items: list[str], task: str) -> dict[str, str]:
+    try:
+        return parse_columns(items, task)
+    except ContractError as error:
+        raise UsageError(str(error)) from error
 
 
 def _device() -> Any:
@@ -115,16 +102,13 @@ def _pad(rows: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
 def _causal_rows(records: list[dict[str, Any]], tokenizer: Any, args: EvalArgs) -> list[dict[str, Any]]:
     from finetune import data
 
-    rows = []
     limit = args.max_seq_length
-    for i, record in enumerate(records):
-        where = f"record {i + 1}"
-        if args.task == "chat-completion":
-            row = data.tokenize_chat(
-                tokenizer, data.chat_messages(record, args, where), mask_prompt=args.mask_prompt
-            )
-        else:
-            prompt, target = _prompt_target(record, args, where)
+    if args.task == "chat-completion":
+        encoded = data.chat_rows(records, tokenizer, mask_prompt=args.mask_prompt, name="data")
+    else:
+        encoded = []
+        for record in records:
+            prompt, target = _prompt_target(record, args)
             prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"] if prompt else []
             target_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
             if tokenizer.eos_token_id is not None:
@@ -132,41 +116,30 @@ def _causal_rows(records: list[dict[str, Any]], tokenizer: Any, args: EvalArgs) 
             ids = [*prompt_ids, *target_ids]
             masked = args.mask_prompt and bool(prompt)
             labels = [IGNORE_INDEX] * len(prompt_ids) + target_ids if masked else list(ids)
-            row = {"input_ids": ids, "labels": labels}
+            encoded.append({"input_ids": ids, "labels": labels})
+    rows = []
+    for row in encoded:
         row = {"input_ids": row["input_ids"][:limit], "labels": row["labels"][:limit]}
         if any(label != IGNORE_INDEX for label in row["labels"][1:]):
             rows.append(row)
     return rows
 
 
-def _prompt_target(record: dict[str, Any], args: EvalArgs, where: str) -> tuple[str, str]:
-    """(prompt, target) of a text-to-text example; an empty prompt means the whole text is the target."""
-    col = args.column
-
-    def need(key: str) -> str:
-        value = record.get(col(key))
-        if value is None:
-            raise UsageError(f"{where}: missing column {col(key)!r} (map another with --column {key}=NAME)")
-        return str(value)
-
+def _prompt_target(example: dict[str, Any], args: EvalArgs) -> tuple[str, str]:
+    """(prompt, target) of a text-to-text example as the contract reads it; an empty prompt means the
+    whole text is the target."""
     if args.task == "text-completion":
-        if col("prompt") in record and col("completion") in record:
-            return need("prompt"), need("completion")
-        return "", need("text")
+        if "prompt" in example:
+            return example["prompt"], example["completion"]
+        return "", example["text"]
     if args.task == "question-answering":
-        answers = record.get(col("answers"))
-        if isinstance(answers, str):
-            answers = json.loads(answers)
-        texts = answers.get("text") if isinstance(answers, dict) else answers
-        first = texts[0] if isinstance(texts, list) and texts else texts
-        return f"Context: {need('context')}\nQuestion: {need('question')}\nAnswer:", f" {first}"
+        first = example["answers"][0]["text"] if example["answers"] else ""
+        return f"Context: {example['context']}\nQuestion: {example['question']}\nAnswer:", f" {first}"
     if args.task == "summarization":
-        return f"Summarize:\n{need('source')}\nSummary:", f" {need('target')}"
-    source = col("source_lang") if "source_lang" in args.columns else col("source")
-    target = col("target_lang") if "target_lang" in args.columns else col("target")
-    if source not in record or target not in record:
-        raise UsageError(f"{where}: translation needs columns {source!r} and {target!r}")
-    return f"Translate {source} to {target}:\n{record[source]}\n", str(record[target])
+        return f"Summarize:\n{example['source']}\nSummary:", f" {example['target']}"
+    source = example.get("source_lang") or "source"
+    target = example.get("target_lang") or "target"
+    return f"Translate {source} to {target}:\n{example['source']}\n", example["target"]
 
 
 def _loss(
@@ -225,12 +198,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     eval_args = EvalArgs(
         task=args.task, max_seq_length=args.max_seq_length, mask_prompt=args.mask_prompt == "true",
-        columns=_columns(args.column),
+        columns=_columns(args.column, args.task),
     )  # fmt: skip
     if not (args.model / "config.json").is_file():
         raise UsageError(f"--model {args.model}: no config.json (expected a full model folder)")
     try:
-        records = data.read_records(args.data_file)
+        records: list[dict[str, Any]] = data.read_split(args.data_file, args.task, eval_args.columns, "data")
     except EntryUsageError as error:
         raise UsageError(str(error)) from error
     if args.max_examples > 0:
@@ -294,6 +267,8 @@ def _classification(
     label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
     build = data.classification_dataset if sequence else data.token_classification_dataset
     rows = [dict(row) for row in build(records, tokenizer, eval_args, label2id, args.split)]
+    if not rows:
+        raise UsageError(f"{args.data_file}: no example has a label the model was trained on")
     total, count, batches = _loss(model, rows, pad_id, args.batch_size, causal=False)
     predicted: list[int] = []
     expected: list[int] = []
@@ -317,17 +292,12 @@ def _classification(
 def _generation_metrics(
     model: Any, tokenizer: Any, records: list[dict[str, Any]], args: EvalArgs
 ) -> dict[str, Any]:
-    pairs = [_prompt_target(record, args, f"record {i + 1}") for i, record in enumerate(records)]
+    pairs = [_prompt_target(record, args) for record in records]
     predictions = _generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens=64)
     targets = [t.strip() for _, t in pairs]
     out: dict[str, Any] = {"generated_examples": len(predictions)}
     if args.task == "question-answering":
-        references = []
-        for record in records:
-            answers = record.get(args.column("answers"))
-            answers = json.loads(answers) if isinstance(answers, str) else answers
-            texts = answers.get("text") if isinstance(answers, dict) else answers
-            references.append([str(t) for t in (texts if isinstance(texts, list) else [texts])])
+        references = [[answer["text"] for answer in record["answers"]] for record in records]
         out["exact_match"] = sum(
             m.exact_match(p, r) for p, r in zip(predictions, references, strict=True)
         ) / len(predictions)

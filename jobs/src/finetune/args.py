@@ -8,51 +8,21 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from azft_contract import ContractError, flags, tasks
+
 from finetune.errors import UsageError
 
-CAUSAL_TASKS = ("chat-completion", "text-completion")
-CLASSIFICATION_TASKS = ("text-classification", "token-classification")
-REGISTRY_ONLY_TASKS = ("question-answering", "summarization", "translation")
-TASKS = CAUSAL_TASKS + CLASSIFICATION_TASKS + REGISTRY_ONLY_TASKS
-TECHNIQUES = ("lora", "qlora", "dora", "full")
+# The tables live in azft_contract (shared with azfinetune's job builder); these names stay for the modules
+# that import them from here.
+CAUSAL_TASKS = tasks.CAUSAL_TASKS
+CLASSIFICATION_TASKS = tasks.CLASSIFICATION_TASKS
+REGISTRY_ONLY_TASKS = tasks.REGISTRY_ONLY_TASKS
+TASKS = tasks.TASKS
+TECHNIQUES = flags.TECHNIQUES
 PEFT_TECHNIQUES = ("lora", "qlora", "dora")
-COLUMN_KEYS = (
-    "messages",
-    "text",
-    "text_pair",
-    "label",
-    "tokens",
-    "tags",
-    "prompt",
-    "completion",
-    "context",
-    "question",
-    "answers",
-    "source",
-    "target",
-    "source_lang",
-    "target_lang",
-)
-OPTIMIZERS = (
-    "adamw_torch",
-    "adamw_torch_fused",
-    "paged_adamw_8bit",
-    "adamw_8bit",
-    "paged_adamw_32bit",
-    "sgd",
-)
-LR_SCHEDULERS = (
-    "linear",
-    "cosine",
-    "cosine_with_restarts",
-    "polynomial",
-    "constant",
-    "constant_with_warmup",
-    "inverse_sqrt",
-    "reduce_lr_on_plateau",
-    "cosine_with_min_lr",
-    "warmup_stable_decay",
-)
+COLUMN_KEYS = tasks.COLUMN_KEYS
+OPTIMIZERS = flags.OPTIMIZERS
+LR_SCHEDULERS = flags.LR_SCHEDULERS
 _SECRET_RE = re.compile(
     r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)=keyvault://(?P<vault>[A-Za-z0-9.-]+)/(?P<secret>[A-Za-z0-9-]+)$"
 )
@@ -117,68 +87,14 @@ class Args:
     def is_peft(self) -> bool:
         return self.technique in PEFT_TECHNIQUES
 
-    def column(self, key: str) -> str:
-        """The data column that holds `key` (the key itself unless --column remaps it)."""
-        return self.columns.get(key, key)
-
-
-def _bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return number
-
 
 def build_parser() -> argparse.ArgumentParser:
+    """The entry point's parser, made from azft_contract's flag table."""
     parser = argparse.ArgumentParser(
         prog="python -m finetune",
         description="Fine-tune a language model with transformers + peft + trl (azfinetune's job code).",
     )
-    add = parser.add_argument
-    add("--task", required=True, choices=TASKS)
-    add("--model", required=True, help="HF folder, Azure ML MLflow model folder, or HF id (hf:org/name)")
-    add("--train-file", required=True, type=Path)
-    add("--validation-file", type=Path)
-    add("--test-file", type=Path)
-    add("--technique", default="lora", choices=TECHNIQUES)
-    add("--lora-r", type=_positive_int, default=16)
-    add("--lora-alpha", type=_positive_int, default=32)
-    add("--lora-dropout", type=float, default=0.05)
-    add("--target-modules", default="all-linear", help='"a,b,c" or all-linear')
-    add("--quant-bits", type=int, choices=(4, 8), default=4)
-    add("--quant-type", choices=("nf4", "fp4"), default="nf4")
-    add("--double-quant", type=_bool, default=True)
-    add("--deepspeed", type=Path, help="DeepSpeed config JSON")
-    add("--epochs", type=float, default=1.0)
-    add("--max-steps", type=int, default=-1, help="> 0 overrides --epochs")
-    add("--learning-rate", type=float, default=2e-4)
-    add("--lr-scheduler", default="linear", choices=LR_SCHEDULERS)
-    add("--warmup-ratio", type=float, default=0.0)
-    add("--per-device-batch-size", type=_positive_int, default=4)
-    add("--gradient-accumulation-steps", type=_positive_int, default=1)
-    add("--max-seq-length", type=_positive_int, default=1024)
-    add("--precision", choices=("bf16", "fp16", "fp32"), default="bf16")
-    add("--gradient-checkpointing", type=_bool, default=False)
-    add("--packing", type=_bool, default=False)
-    add("--seed", type=int, default=42)
-    add("--optimizer", choices=OPTIMIZERS, default="adamw_torch")
-    add("--mask-prompt", type=_bool, default=True)
-    add("--column", action="append", default=[], metavar="KEY=NAME")
-    add("--secret", action="append", default=[], metavar="NAME=keyvault://VAULT/SECRET")
-    add("--logging-steps", type=_positive_int, default=10)
-    add("--eval-steps", type=_positive_int)
-    add("--output-dir", required=True, type=Path)
-    add("--merged-output-dir", type=Path)
-    add("--mlflow-model-dir", type=Path)
+    flags.add_flags(parser)
     return parser
 
 
@@ -199,12 +115,10 @@ def parse_args(argv: list[str] | None = None) -> Args:
             f"task {ns.task!r} is not supported by this entry point — use target.kind: registry-pipeline "
             "(the Azure ML registry's fine-tuning pipeline component trains it)"
         )
-    columns: dict[str, str] = {}
-    for item in ns.column:
-        key, sep, name = item.partition("=")
-        if not sep or not name or key not in COLUMN_KEYS:
-            raise UsageError(f"--column {item!r}: expected KEY=NAME with KEY one of {', '.join(COLUMN_KEYS)}")
-        columns[key] = name
+    try:
+        columns = flags.parse_columns(ns.column, ns.task)
+    except ContractError as error:
+        raise UsageError(str(error)) from error
     secrets: list[SecretRef] = []
     for item in ns.secret:
         match = _SECRET_RE.match(item)

@@ -7,9 +7,11 @@ import os
 import sys
 import traceback
 
+from azft_contract.progress import DONE_PREFIX, ERROR_PREFIX
+
 from finetune.args import is_main_process, parse_args
 from finetune.errors import TrainingError, UsageError
-from finetune.tracking import DONE_PREFIX, ERROR_PREFIX, emit
+from finetune.tracking import emit
 
 log = logging.getLogger("finetune")
 

@@ -1,14 +1,15 @@
-"""Reading the data files and turning records into model inputs for each task (chat, text, classification)."""
+"""The data files as the trainer receives them (read by azft_contract, as `data validate` reads them) and
+turned into model inputs for each task (chat, text, classification)."""
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from azft_contract import ContractError, check_file
 
 from finetune.args import Args
 from finetune.errors import UsageError
@@ -16,8 +17,7 @@ from finetune.errors import UsageError
 log = logging.getLogger("finetune")
 
 IGNORE_INDEX = -100
-_DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
-_ROLES = ("system", "user", "assistant", "tool", "developer", "function")
+_WARNINGS_SHOWN = 5
 
 # Used only when the model's tokenizer has no chat template (base models): plain role headers, EOS after
 # each assistant turn so the model learns to stop.
@@ -30,139 +30,88 @@ FALLBACK_CHAT_TEMPLATE = (
 )
 
 
-def _data_file(path: Path) -> Path:
-    if path.is_file():
-        return path
-    # A uri_folder input: take its one data file.
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _DATA_SUFFIXES)
-    if len(files) != 1:
-        raise UsageError(f"{path}: expected exactly one {'/'.join(_DATA_SUFFIXES)} file in the folder")
-    return files[0]
+class Split(list[dict[str, Any]]):
+    """The valid examples of one data file, as azft_contract returns them (dicts of logical keys:
+    ``{"messages": [...]}``, ``{"prompt", "completion"}`` or ``{"text"}``, ``{"text", "text_pair", "label"}``,
+    ``{"tokens", "tags"}``), with the file and the line of each for messages."""
+
+    def __init__(self, examples: Iterable[dict[str, Any]], *, path: str, lines: Sequence[int]) -> None:
+        super().__init__(examples)
+        self.path = path
+        self.lines = list(lines)
+
+    def where(self, index: int) -> str:
+        """``file:line`` of example `index`."""
+        if index < len(self.lines):
+            return f"{self.path}:{self.lines[index]}"
+        return f"{self.path} (example {index + 1})"
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Records of a JSONL/JSON/CSV/Parquet file; a broken line is a UsageError that names the line."""
-    file = _data_file(path)
-    suffix = file.suffix.lower()
-    records: list[dict[str, Any]] = []
-    if suffix == ".csv":
-        with file.open(encoding="utf-8", newline="") as handle:
-            records = [dict(row) for row in csv.DictReader(handle)]
-    elif suffix == ".parquet":
-        import datasets
-
-        records = list(datasets.Dataset.from_parquet(str(file)))  # type: ignore[arg-type]
-    else:
-        text = file.read_text(encoding="utf-8-sig")
-        if suffix == ".json" and text.lstrip().startswith("["):
-            try:
-                loaded = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{file}: not valid JSON ({exc})") from exc
-            records = list(loaded)
-        else:
-            for number, line in enumerate(text.splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise UsageError(f"{file}:{number}: not valid JSON ({exc.msg})") from exc
-    for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise UsageError(f"{file}: record {index + 1} is not a JSON object")
-    if not records:
-        raise UsageError(f"{file}: no records")
-    return records
+def read_split(path: Path, task: str, columns: dict[str, str] | None, role: str) -> Split:
+    """Read and check one data file with the contract's reader; any error in it is a UsageError that
+    lists the first errors with their lines (nothing is trained on data that `data validate` refuses)."""
+    try:
+        result = check_file(path, task, columns or None, keep_examples=True)
+    except ContractError as error:
+        raise UsageError(f"--{role}-file: {error}") from error
+    warnings = result.findings.warnings
+    for finding in warnings[:_WARNINGS_SHOWN]:
+        log.warning("%s data: %s", role, finding.text(result.path))
+    hidden = sum(result.findings.warning_counts.values()) - min(len(warnings), _WARNINGS_SHOWN)
+    if hidden > 0:
+        log.warning("%s data: %d more warnings (python -m validate_data lists them all)", role, hidden)
+    if not result.ok:
+        raise UsageError(f"{role} data: {result.error_text()}")
+    return Split(result.records, path=result.path, lines=result.lines)
 
 
 @dataclass
 class Splits:
-    """The records of each data file, read and checked before any model is loaded."""
+    """The examples of each data file, read and checked before any model is loaded."""
 
-    train: list[dict[str, Any]]
-    validation: list[dict[str, Any]] | None = None
-    test: list[dict[str, Any]] | None = None
+    train: Split
+    validation: Split | None = None
+    test: Split | None = None
 
-    def named(self) -> list[tuple[str, list[dict[str, Any]]]]:
+    def named(self) -> list[tuple[str, Split]]:
         pairs = [("train", self.train), ("validation", self.validation), ("test", self.test)]
         return [(name, records) for name, records in pairs if records is not None]
 
 
 def load_splits(args: Args) -> Splits:
-    """Read every data file and check each record for the task: bad data fails in a second, not after loading."""
-    splits = Splits(
-        train=read_records(args.train_file),
-        validation=read_records(args.validation_file) if args.validation_file else None,
-        test=read_records(args.test_file) if args.test_file else None,
-    )
-    for name, records in splits.named():
-        for index, record in enumerate(records):
-            _check_record(record, args, f"{name} record {index + 1}")
+    """Read every data file with the same column names: bad data fails in a second, not after loading.
+
+    text-classification: validation/test examples whose label never occurs in training are left out
+    (the model has no output for them), and a split left empty is dropped, each with a warning."""
+    splits = Splits(train=read_split(args.train_file, args.task, args.columns, "train"))
+    if args.validation_file:
+        splits.validation = read_split(args.validation_file, args.task, args.columns, "validation")
+    if args.test_file:
+        splits.test = read_split(args.test_file, args.task, args.columns, "test")
+    if args.task == "text-classification":
+        known = {example["label"] for example in splits.train}
+        splits.validation = _known_labels(splits.validation, known, "validation")
+        splits.test = _known_labels(splits.test, known, "test")
     return splits
 
 
-def _check_record(record: dict[str, Any], args: Args, where: str) -> None:
-    if args.task == "chat-completion":
-        chat_messages(record, args, where)
-    elif args.task == "text-completion":
-        if args.column("text") in record:
-            _require(record, args.column("text"), where)
-        else:
-            _require(record, args.column("prompt"), where)
-            _require(record, args.column("completion"), where)
-    elif args.task == "text-classification":
-        _require(record, args.column("text"), where)
-        _require(record, args.column("label"), where)
-    elif args.task == "token-classification":
-        words = _require(record, args.column("tokens"), where)
-        tags = _require(record, args.column("tags"), where)
-        if not isinstance(words, list) or not isinstance(tags, list) or len(words) != len(tags) or not words:
-            raise UsageError(
-                f"{where}: {args.column('tokens')!r} and {args.column('tags')!r} must be non-empty lists "
-                "of equal length"
-            )
-
-
-def _require(record: dict[str, Any], column: str, where: str) -> Any:
-    if column not in record or record[column] is None:
-        raise UsageError(f"{where}: missing column {column!r} (map another with --column KEY=NAME)")
-    return record[column]
-
-
-def chat_messages(record: dict[str, Any], args: Args, where: str) -> list[dict[str, str]]:
-    """The conversation of one chat record: `messages` (or `conversations`), else prompt + completion."""
-    column = args.column("messages")
-    raw: Any = record.get(column)
-    if raw is None and column == "messages":
-        raw = record.get("conversations")
-    if raw is None and args.column("prompt") in record and args.column("completion") in record:
-        prompt, completion = record[args.column("prompt")], record[args.column("completion")]
-        prompt_part = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
-        completion_part = (
-            completion if isinstance(completion, list) else [{"role": "assistant", "content": completion}]
-        )
-        raw = [*prompt_part, *completion_part]
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)  # a CSV cell that holds the JSON list
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{where}: column {column!r} is not a JSON list of messages") from exc
-    if not isinstance(raw, list) or not raw:
-        raise UsageError(f"{where}: expected a non-empty list of messages in column {column!r}")
-    messages: list[dict[str, str]] = []
-    for message in raw:
-        if not isinstance(message, dict):
-            raise UsageError(f"{where}: every message must be an object with role and content")
-        role = message.get("role", message.get("from"))
-        content = message.get("content", message.get("value"))
-        role = {"human": "user", "gpt": "assistant"}.get(str(role), role)
-        if role not in _ROLES or not isinstance(content, str):
-            raise UsageError(f"{where}: a message needs a role ({', '.join(_ROLES)}) and string content")
-        messages.append({"role": str(role), "content": content})
-    if not any(m["role"] == "assistant" for m in messages):
-        raise UsageError(f"{where}: the conversation has no assistant message to learn from")
-    return messages
+def _known_labels(split: Split | None, known: set[str], role: str) -> Split | None:
+    if split is None:
+        return None
+    keep = [i for i, example in enumerate(split) if example["label"] in known]
+    if len(keep) == len(split):
+        return split
+    unseen = sorted({example["label"] for example in split} - known)
+    log.warning(
+        "%s data: %d examples have labels that never occur in training (%s); left out of the evaluation",
+        role,
+        len(split) - len(keep),
+        ", ".join(repr(label) for label in unseen[:10]),
+    )
+    if not keep:
+        log.warning("%s data: no example left to evaluate; the %s file is not used", role, role)
+        return None
+    return Split([split[i] for i in keep], path=split.path, lines=[split.lines[i] for i in keep])
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -174,18 +123,20 @@ def _common_prefix(a: str, b: str) -> int:
 
 
 def assistant_char_spans(
-    tokenizer: Any, messages: Sequence[dict[str, str]], full: str
+    tokenizer: Any, messages: Sequence[dict[str, Any]], full: str
 ) -> list[tuple[int, int]]:
-    """Character spans of `full` (the rendered conversation) that belong to assistant turns.
+    """Character spans of `full` (the rendered conversation) that belong to the assistant turns trained on
+    (every assistant message but those with ``"weight": 0``).
 
     Works with any chat template, with or without {% generation %} markers: the turn starts where the
     conversation rendered up to the generation prompt stops matching, and ends where the conversation
     rendered through the turn stops matching (that includes the end-of-turn token, so the model learns
-    to stop).
+    to stop). The contract refuses conversations that start with the assistant, so there is always a
+    turn before the first reply to render.
     """
     spans: list[tuple[int, int]] = []
     for index, message in enumerate(messages):
-        if message["role"] != "assistant":
+        if message["role"] != "assistant" or message.get("weight", 1) == 0:
             continue
         before = tokenizer.apply_chat_template(
             list(messages[:index]), tokenize=False, add_generation_prompt=True
@@ -201,9 +152,10 @@ def assistant_char_spans(
 
 
 def tokenize_chat(
-    tokenizer: Any, messages: Sequence[dict[str, str]], *, mask_prompt: bool = True
+    tokenizer: Any, messages: Sequence[dict[str, Any]], *, mask_prompt: bool = True
 ) -> dict[str, list[int]]:
-    """input_ids and labels for one conversation; with mask_prompt, every non-assistant token is -100."""
+    """input_ids and labels for one conversation; with mask_prompt, every token outside the trained
+    assistant turns is -100."""
     full: str = tokenizer.apply_chat_template(list(messages), tokenize=False)
     if getattr(tokenizer, "is_fast", False):
         encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
@@ -237,55 +189,61 @@ def ensure_chat_template(tokenizer: Any) -> None:
         tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
 
 
-def causal_dataset(records: list[dict[str, Any]], tokenizer: Any, args: Args, name: str) -> Any:
-    """A datasets.Dataset for SFTTrainer: tokenized input_ids/labels (chat), text, or prompt+completion."""
+def _template_errors() -> tuple[type[BaseException], ...]:
+    """What a chat template raises for a conversation it refuses (raise_exception(), a bad role order)."""
+    try:
+        from jinja2 import TemplateError
+    except ImportError:  # transformers brings jinja2 with its chat templates
+        return (ValueError, TypeError, KeyError)
+    return (TemplateError, ValueError, TypeError, KeyError)
+
+
+def _where(records: Sequence[dict[str, Any]], index: int, name: str) -> str:
+    return records.where(index) if isinstance(records, Split) else f"{name} example {index + 1}"
+
+
+def chat_rows(
+    records: Sequence[dict[str, Any]], tokenizer: Any, *, mask_prompt: bool, name: str
+) -> list[dict[str, Any]]:
+    """tokenize_chat of every conversation; one the model's chat template refuses is a UsageError with its
+    line (a rule of that template, e.g. strictly alternating roles, that no data check can know)."""
+    errors = _template_errors()
+    rows = []
+    for i, example in enumerate(records):
+        try:
+            rows.append(tokenize_chat(tokenizer, example["messages"], mask_prompt=mask_prompt))
+        except errors as error:
+            raise UsageError(
+                f"{_where(records, i, name)}: the model's chat template cannot render this conversation: {error}"
+            ) from error
+    return rows
+
+
+def causal_dataset(records: Sequence[dict[str, Any]], tokenizer: Any, args: Args, name: str) -> Any:
+    """A datasets.Dataset for SFTTrainer: tokenized input_ids/labels (chat), text, or prompt+completion
+    (the contract gives every example of a file the same shape)."""
     import datasets
 
     if args.task == "chat-completion":
-        rows = [
-            tokenize_chat(
-                tokenizer, chat_messages(record, args, f"{name} record {i + 1}"), mask_prompt=args.mask_prompt
-            )
-            for i, record in enumerate(records)
-        ]
-        return datasets.Dataset.from_list(rows)
-    text_col, prompt_col, completion_col = (
-        args.column("text"),
-        args.column("prompt"),
-        args.column("completion"),
-    )
-    if text_col in records[0]:
-        texts = [str(_require(r, text_col, f"{name} record {i + 1}")) for i, r in enumerate(records)]
-        return datasets.Dataset.from_dict({"text": texts})
-    if prompt_col in records[0] and completion_col in records[0]:
-        prompts = [str(_require(r, prompt_col, f"{name} record {i + 1}")) for i, r in enumerate(records)]
-        completions = [
-            str(_require(r, completion_col, f"{name} record {i + 1}")) for i, r in enumerate(records)
-        ]
-        return datasets.Dataset.from_dict({"prompt": prompts, "completion": completions})
-    raise UsageError(
-        f"{name}: text-completion needs a {text_col!r} column or {prompt_col!r} + {completion_col!r} columns"
-    )
+        return datasets.Dataset.from_list(
+            chat_rows(records, tokenizer, mask_prompt=args.mask_prompt, name=name)
+        )
+    if "prompt" in records[0]:
+        return datasets.Dataset.from_dict(
+            {"prompt": [r["prompt"] for r in records], "completion": [r["completion"] for r in records]}
+        )
+    return datasets.Dataset.from_dict({"text": [r["text"] for r in records]})
 
 
-def _label_key(value: Any) -> str:
-    return str(value)
-
-
-def label_names(records: list[dict[str, Any]], args: Args) -> list[str]:
-    """Sorted label names found in the training records (numbers sort numerically)."""
+def label_names(records: Sequence[dict[str, Any]], args: Args) -> list[str]:
+    """Sorted label (or tag) names of the training examples, numbers numerically (the contract makes sure
+    there are at least two)."""
+    values: set[str] = set()
     if args.task == "text-classification":
-        values = {
-            _label_key(_require(r, args.column("label"), f"train record {i + 1}"))
-            for i, r in enumerate(records)
-        }
+        values.update(r["label"] for r in records)
     else:
-        values = set()
-        for i, record in enumerate(records):
-            tags = _require(record, args.column("tags"), f"train record {i + 1}")
-            values.update(_label_key(t) for t in tags)
-    if len(values) < 2:
-        raise UsageError(f"{args.task}: the training data has fewer than two distinct labels")
+        for record in records:
+            values.update(record["tags"])
 
     def order(name: str) -> tuple[int, float, str]:
         try:
@@ -297,22 +255,19 @@ def label_names(records: list[dict[str, Any]], args: Args) -> list[str]:
 
 
 def classification_dataset(
-    records: list[dict[str, Any]], tokenizer: Any, args: Args, label2id: dict[str, int], name: str
+    records: Sequence[dict[str, Any]], tokenizer: Any, args: Args, label2id: dict[str, int], name: str
 ) -> Any:
-    """Tokenized text (+ text_pair) with integer labels for AutoModelForSequenceClassification."""
+    """Tokenized text (+ text_pair) with integer labels for AutoModelForSequenceClassification; examples
+    with a label outside `label2id` are left out (with a warning): the model has no output for them."""
     import datasets
 
-    text_col, pair_col, label_col = args.column("text"), args.column("text_pair"), args.column("label")
     rows = []
-    for i, record in enumerate(records):
-        where = f"{name} record {i + 1}"
-        text = str(_require(record, text_col, where))
-        pair = record.get(pair_col)
-        label = _label_key(_require(record, label_col, where))
+    for record in records:
+        label = record["label"]
         if label not in label2id:
-            raise UsageError(f"{where}: label {label!r} does not occur in the training data")
+            continue
         encoded = tokenizer(
-            text, str(pair) if pair is not None else None, truncation=True, max_length=args.max_seq_length
+            record["text"], record["text_pair"], truncation=True, max_length=args.max_seq_length
         )
         rows.append(
             {
@@ -321,27 +276,26 @@ def classification_dataset(
                 "labels": label2id[label],
             }
         )
+    if len(rows) < len(records):
+        log.warning(
+            "%s: %d examples with labels the model does not know are left out", name, len(records) - len(rows)
+        )
     return datasets.Dataset.from_list(rows)
 
 
 def token_classification_dataset(
-    records: list[dict[str, Any]], tokenizer: Any, args: Args, label2id: dict[str, int], name: str
+    records: Sequence[dict[str, Any]], tokenizer: Any, args: Args, label2id: dict[str, int], name: str
 ) -> Any:
-    """Words joined by spaces, tokenized; each word's first token carries its tag, the rest -100."""
+    """Words joined by spaces, tokenized; each word's first token carries its tag, the rest -100 (so does
+    a tag outside `label2id`, which only evaluation data can have)."""
     import datasets
 
     if not getattr(tokenizer, "is_fast", False):
         raise UsageError("token-classification needs a fast tokenizer (tokenizer.json)")
-    tokens_col, tags_col = args.column("tokens"), args.column("tags")
     rows = []
-    for i, record in enumerate(records):
-        where = f"{name} record {i + 1}"
-        words = [str(w) for w in _require(record, tokens_col, where)]
-        tags = [_label_key(t) for t in _require(record, tags_col, where)]
-        if len(words) != len(tags) or not words:
-            raise UsageError(
-                f"{where}: {tokens_col!r} and {tags_col!r} must be non-empty lists of equal length"
-            )
+    unknown = 0
+    for record in records:
+        words, tags = record["tokens"], record["tags"]
         starts, position = [], 0
         for word in words:
             starts.append(position)
@@ -356,12 +310,14 @@ def token_classification_dataset(
                 labels.append(IGNORE_INDEX)
                 continue
             seen.add(word)
-            if tags[word] not in label2id:
-                raise UsageError(f"{where}: tag {tags[word]!r} does not occur in the training data")
-            labels.append(label2id[tags[word]])
+            label = label2id.get(tags[word], IGNORE_INDEX)
+            unknown += label == IGNORE_INDEX
+            labels.append(label)
         rows.append(
             {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"], "labels": labels}
         )
+    if unknown:
+        log.warning("%s: %d tokens carry tags the model does not know; they are not scored", name, unknown)
     return datasets.Dataset.from_list(rows)
 
 

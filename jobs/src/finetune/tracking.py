@@ -12,28 +12,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("finetune")
+from azft_contract.progress import PROGRESS_PREFIX, finite, format_progress_line
 
-PROGRESS_PREFIX = "AZFT_PROGRESS "
-DONE_PREFIX = "AZFT_DONE "
-ERROR_PREFIX = "AZFT_ERROR "
+log = logging.getLogger("finetune")
 
 
 def emit(prefix: str, payload: dict[str, Any]) -> None:
-    """One machine-readable line on stdout: the prefix, then one JSON object."""
-    sys.stdout.write(prefix + json.dumps(_finite(payload), sort_keys=True) + "\n")
+    """One machine-readable line on stdout (azft_contract.progress): the prefix, then one JSON object."""
+    sys.stdout.write(format_progress_line(prefix, payload) + "\n")
     sys.stdout.flush()
-
-
-def _finite(value: Any) -> Any:
-    # JSON has no NaN/inf; a diverged loss is reported as null.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def setup_mlflow(output_dir: Path) -> str | None:
@@ -159,7 +146,7 @@ def loss_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:
     path = output_dir / "metrics.json"
-    path.write_text(json.dumps(_finite(metrics), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(finite(metrics), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.helpers import HAS_CUDA, EntryPointRun, contract_argv
+from tests.jobs.helpers import HAS_CUDA, EntryPointRun, contract_argv
 
 pytestmark = [
     pytest.mark.training,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.training.helpers import HAS_CUDA, EntryPointRun, contract_argv
+from tests.jobs.helpers import HAS_CUDA, EntryPointRun, contract_argv
 
 pytestmark = pytest.mark.training
 
@@ -243,14 +243,14 @@ def test_bad_data_exits_2_before_loading_the_model(
         contract_argv(task="chat-completion", model=tiny_phi3, train_file=data, output_dir=tmp_path / "o")
     )
     assert run.returncode == 2, run.explain()
-    assert "train record 1: the conversation has no assistant message" in run.stderr
+    assert f"{data}:1: messages: no assistant message" in run.stderr
 
 
 def test_qlora_on_cpu_is_refused_with_a_reason(
     tiny_phi3: Path, chat_data: Path, tmp_path: Path, run_finetune: Runner
 ) -> None:
     if HAS_CUDA:
-        pytest.skip("this machine has CUDA; tests/training/test_gpu.py runs QLoRA")
+        pytest.skip("this machine has CUDA; tests/jobs/test_gpu.py runs QLoRA")
     run = run_finetune(
         contract_argv(
             task="chat-completion",

@@ -92,34 +92,97 @@ def test_template_without_chat_template_falls_back(tokenizer: Any) -> None:
     assert _trained_text(clone, row["input_ids"], row["labels"]).startswith("A lime is green.")
 
 
-def test_prompt_completion_and_sharegpt_records_become_messages(tmp_path: Path) -> None:
+def _write_lines(path: Path, rows: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_load_splits_gives_the_trainer_the_contract_examples(tmp_path: Path) -> None:
+    train = _write_lines(tmp_path / "train.jsonl", [{"messages": MESSAGES}] * 3)
     args = parse_args(_argv(tmp_path))
-    pc = datalib.chat_messages({"prompt": "Hi?", "completion": "Hello."}, args, "r1")
-    assert pc == [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
-    sharegpt = {"conversations": [{"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "Hello."}]}
-    assert datalib.chat_messages(sharegpt, args, "r1") == pc
+    splits = datalib.load_splits(args)
+    assert list(splits.train) == [{"messages": MESSAGES}] * 3
+    assert splits.train.where(2) == f"{train}:3" and splits.validation is None
 
 
 @pytest.mark.parametrize(
     ("record", "message"),
     [
-        ({"messages": [{"role": "user", "content": "hi"}]}, "no assistant message"),
-        ({"messages": []}, "non-empty list of messages"),
-        ({"messages": [{"role": "wizard", "content": "x"}]}, "needs a role"),
-        ({"text": "no messages"}, "non-empty list of messages"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, r":3: messages: no assistant message"),
+        ({"messages": []}, r":3: messages: 'messages' is empty"),
+        (
+            {"messages": [{"role": "wizard", "content": "x"}]},
+            r":3: messages\[0\].role: unknown role 'wizard'",
+        ),
+        ({"text": "no messages"}, r":3: messages: no 'messages' key"),
+        (
+            {"messages": [{"role": "assistant", "content": "Hi!"}, {"role": "user", "content": "hi"}]},
+            r":3: messages\[0\].role: the conversation starts with an assistant message",
+        ),
     ],
 )
-def test_bad_chat_records_are_usage_errors(tmp_path: Path, record: dict[str, Any], message: str) -> None:
-    args = parse_args(_argv(tmp_path))
+def test_bad_chat_records_are_usage_errors_with_their_line(
+    tmp_path: Path, record: dict[str, Any], message: str
+) -> None:
+    _write_lines(tmp_path / "train.jsonl", [{"messages": MESSAGES}] * 2 + [record])
     with pytest.raises(UsageError, match=message):
-        datalib.chat_messages(record, args, "train record 3")
+        datalib.load_splits(parse_args(_argv(tmp_path)))
 
 
-def test_read_records_names_the_broken_line(tmp_path: Path) -> None:
+def test_read_split_names_the_broken_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.jsonl"
     path.write_text('{"text": "ok"}\n{"text": \n')
-    with pytest.raises(UsageError, match=r"broken.jsonl:2: not valid JSON"):
-        datalib.read_records(path)
+    with pytest.raises(UsageError, match=r"broken.jsonl:2:10: not valid JSON"):
+        datalib.read_split(path, "text-completion", None, "train")
+
+
+def test_unseen_validation_labels_are_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    train = _write_lines(
+        tmp_path / "train.jsonl", [{"text": f"t{i}", "label": ["a", "b"][i % 2]} for i in range(4)]
+    )
+    valid = _write_lines(
+        tmp_path / "valid.jsonl", [{"text": "v1", "label": "a"}, {"text": "v2", "label": "c"}]
+    )
+    only_unseen = _write_lines(
+        tmp_path / "test.jsonl", [{"text": "v3", "label": "c"}, {"text": "v4", "label": "d"}]
+    )
+    argv = _argv(
+        tmp_path, "--validation-file", str(valid), "--test-file", str(only_unseen), task="text-classification"
+    )
+    argv[argv.index("--train-file") + 1] = str(train)
+    with caplog.at_level(logging.WARNING, logger="finetune"):
+        splits = datalib.load_splits(parse_args(argv))
+    assert splits.validation is not None and list(splits.validation) == [
+        {"text": "v1", "text_pair": None, "label": "a"}
+    ]
+    assert splits.validation.where(0) == f"{valid}:1"
+    assert splits.test is None
+    assert "never occur in training ('c')" in caplog.text and "the test file is not used" in caplog.text
+
+
+def test_weight_zero_turns_are_not_trained(tokenizer: Any) -> None:
+    weighted = [*MESSAGES[:2], {**MESSAGES[2], "weight": 0}, *MESSAGES[3:]]
+    row = datalib.tokenize_chat(tokenizer, weighted, mask_prompt=True)
+    trained = _trained_text(tokenizer, row["input_ids"], row["labels"])
+    assert "2 plus 3 is 5." in trained and "A lime is green." not in trained
+
+
+def test_a_template_that_refuses_a_conversation_is_a_usage_error_with_its_line(
+    tokenizer: Any, tmp_path: Path
+) -> None:
+    import copy
+
+    strict = copy.copy(tokenizer)
+    strict.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}"
+        "{{ raise_exception('this template takes no system message') }}{% endif %}{{ m['content'] }}{% endfor %}"
+    )
+    path = _write_lines(tmp_path / "train.jsonl", [{"messages": MESSAGES[1:3]}, {"messages": MESSAGES}])
+    split = datalib.read_split(path, "chat-completion", None, "train")
+    with pytest.raises(
+        UsageError, match=rf"{path}:2: the model's chat template cannot render this conversation"
+    ):
+        datalib.chat_rows(split, strict, mask_prompt=True, name="train")
 
 
 @pytest.mark.parametrize("task", ["question-answering", "summarization", "translation"])
@@ -139,10 +202,12 @@ def test_flags_parse_like_the_builder_writes_them(tmp_path: Path) -> None:
         )
     )
     assert (args.technique, args.double_quant, args.mask_prompt, args.max_steps) == ("dora", False, False, -1)
-    assert args.column("messages") == "conversation"
+    assert args.columns == {"messages": "conversation"}
     assert args.secrets[0].vault_url == "https://kv-name.vault.azure.net"
     with pytest.raises(UsageError, match="--column"):
         parse_args(_argv(tmp_path, "--column", "nonsense=x"))
+    with pytest.raises(UsageError, match="KEY one of messages for chat-completion"):
+        parse_args(_argv(tmp_path, "--column", "label=stars"))
     with pytest.raises(UsageError, match="--secret"):
         parse_args(_argv(tmp_path, "--secret", "HF_TOKEN=https://example/secret"))
     with pytest.raises(SystemExit) as exc:
@@ -260,8 +325,13 @@ def test_text_completion_datasets(tokenizer: Any, tmp_path: Path) -> None:
     assert plain.column_names == ["text"]
     pairs = datalib.causal_dataset([{"prompt": "Q: lime?", "completion": " green"}], tokenizer, args, "train")
     assert pairs.column_names == ["prompt", "completion"]
-    with pytest.raises(UsageError, match="needs a 'text' column"):
-        datalib.causal_dataset([{"body": "x"}], tokenizer, args, "train")
+    # Columns named in the file's own words reach the trainer under the logical names.
+    _write_lines(tmp_path / "train.jsonl", [{"question": "Q: lime?", "answer": " green"}] * 2)
+    args = parse_args(
+        _argv(tmp_path, "--column", "prompt=question,completion=answer", task="text-completion")
+    )
+    named = datalib.causal_dataset(datalib.load_splits(args).train, tokenizer, args, "train")
+    assert named.column_names == ["prompt", "completion"] and named[0]["completion"] == " green"
 
 
 def test_token_classification_labels_first_subtoken_of_each_word(tokenizer: Any, tmp_path: Path) -> None:
@@ -276,6 +346,11 @@ def test_token_classification_labels_first_subtoken_of_each_word(tokenizer: Any,
     words = [(text.strip(), label) for text, label in labelled if label != -100]
     assert [label for _, label in words] == [1, 0, 1, 1]
     assert words[1][0] in "blueberry" and words[1][0].startswith("b")
+    # A tag the model was not trained on (only evaluation data can have one) is not scored.
+    unseen = datalib.token_classification_dataset(
+        [{"tokens": ["a", "kiwi"], "tags": ["O", "BERRY"]}], tokenizer, args, label2id, "validation"
+    )[0]
+    assert [label for label in unseen["labels"] if label != -100] == [1]
 
 
 @pytest.mark.parametrize(

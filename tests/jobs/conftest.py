@@ -1,8 +1,7 @@
-"""Fixtures for the training tests: a tiny Phi-3, its data, and the real entry point run in a subprocess."""
+"""Fixtures for the tests of jobs/src: a tiny Phi-3, its data, and the real entry point run in a subprocess."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,8 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from azft_contract.progress import parse_progress_line
 
-from tests.training.helpers import JOBS_SRC, EntryPointRun
+from tests.jobs.helpers import JOBS_SRC, EntryPointRun
 
 if str(JOBS_SRC) not in sys.path:
     sys.path.insert(0, str(JOBS_SRC))  # the unit tests import the entry point's modules (`finetune.*`)
@@ -102,14 +102,17 @@ def run_finetune(_subprocess_env: dict[str, str]) -> Callable[..., EntryPointRun
             check=False,
         )
         result = EntryPointRun(proc.returncode, proc.stdout, proc.stderr)
-        for line in proc.stdout.splitlines():
-            tag, _, payload = line.partition(" ")
-            if tag == "AZFT_PROGRESS":
-                result.progress.append(json.loads(payload))
-            elif tag == "AZFT_DONE":
-                result.done = json.loads(payload)
-            elif tag == "AZFT_ERROR":
-                result.error = json.loads(payload)
+        for line in proc.stdout.split("\n"):
+            parsed = parse_progress_line(line)
+            if parsed is None:
+                continue
+            kind, payload = parsed
+            if kind == "progress":
+                result.progress.append(payload)
+            elif kind == "done":
+                result.done = payload
+            else:
+                result.error = payload
         return result
 
     return run
