@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from azfinetune.targets import project_root
+from azfinetune.tiny_model import chat_texts, make_chat_dataset, make_tiny_phi3
 
 __all__ = ["DEMO_PROMPT", "generate_reply", "quickstart_spec_path", "write_quickstart_assets"]
 
@@ -20,8 +21,6 @@ def quickstart_spec_path() -> Path:
 
 def write_quickstart_assets(model_dir: Path, train_file: Path, validation_file: Path | None = None) -> None:
     """Write the tiny Phi-3 (random weights, BPE tokenizer trained on the data, Phi-3 chat template) and the data."""
-    from azfinetune.tiny_model import chat_texts, make_chat_dataset, make_tiny_phi3
-
     train_file.parent.mkdir(parents=True, exist_ok=True)
     make_chat_dataset(train_file, n=240, seed=0)
     if validation_file is not None:

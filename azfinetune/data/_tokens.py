@@ -9,6 +9,7 @@ from operator import add, floordiv, mul
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from azfinetune import catalog
 from azfinetune.data._report import TokenStats
 
 __all__ = [
@@ -195,8 +196,6 @@ def load_tokenizer(model: str) -> tuple[Any | None, str]:
 def _hub_id(model: str) -> str | None:
     ref = model.removeprefix("hf:")
     try:
-        from azfinetune import catalog
-
         info: object | None = catalog.find_model(model)
     except Exception:  # no catalog yet, or its own errors: treat `model` as a hub id
         info = None

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
+from azfinetune.catalog import find_model, get_sku, list_skus
 from azfinetune.errors import CatalogError, PlanError
 from azfinetune.planner._assumptions import DEFAULT_ASSUMPTIONS, GIB, PlannerAssumptions
 from azfinetune.planner._memory import (
@@ -29,9 +30,7 @@ from azfinetune.planner._time import (
     training_hours,
     training_tokens,
 )
-
-if TYPE_CHECKING:
-    from azfinetune.spec import FineTuneSpec
+from azfinetune.spec import FineTuneSpec, load_spec, spec_from_dict
 
 __all__ = ["Alternative", "PeakMemory", "Plan", "plan", "predicted_peak_memory", "setup_from_spec"]
 
@@ -301,8 +300,6 @@ def _gib(value: float) -> str:
 
 
 def _spec_from(spec: FineTuneSpec | str | Path | Mapping[str, Any]) -> FineTuneSpec:
-    from azfinetune.spec import FineTuneSpec, load_spec, spec_from_dict
-
     if isinstance(spec, FineTuneSpec):
         return spec
     if isinstance(spec, Mapping):
@@ -366,8 +363,6 @@ def setup_from_spec(
 
 
 def _resolve_sku(spec: FineTuneSpec, sku: SkuLike | str | None) -> SkuLike | None:
-    from azfinetune.catalog import get_sku
-
     if sku is not None and not isinstance(sku, str):
         return sku
     # finetuning-job may list several sizes; the service picks one, so plan for the first.
@@ -540,8 +535,6 @@ def predicted_peak_memory(
 
 def _serverless_price(spec: FineTuneSpec) -> float | None:
     """USD per 1K training tokens when the catalog records one (ServerlessInfo.price_per_1k_training_tokens_usd)."""
-    from azfinetune.catalog import find_model
-
     info = find_model(spec.model)
     value = (
         getattr(info.serverless, "price_per_1k_training_tokens_usd", None)
@@ -662,8 +655,6 @@ class _Search:
 
     def skus(self) -> list[SkuLike]:
         if self._skus is None:
-            from azfinetune.catalog import list_skus
-
             today = date.today()
             bf16 = self.base.precision == "bf16"
             self._skus = [

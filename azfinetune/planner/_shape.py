@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from azfinetune.catalog import find_model
 from azfinetune.errors import PlanError
 from azfinetune.hf_cache import cached_config
 
@@ -337,8 +338,6 @@ def resolve_model_shape(spec: FineTuneSpec) -> ModelShape:
     hf:<org>/<name> models not in the catalog are read from the local Hugging Face cache when there;
     local folders from their config.json. Nothing is downloaded.
     """
-    from azfinetune.catalog import find_model
-
     info = find_model(spec.model)
     if info is not None:
         return ModelShape.from_model_info(info)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from azfinetune.planner._assumptions import DEFAULT_ASSUMPTIONS, PlannerAssumptions
-from azfinetune.planner._memory import TrainingSetup
+from azfinetune.planner._memory import TrainingSetup, trainable_parameters
 from azfinetune.planner._shape import ModelShape
 
 if TYPE_CHECKING:
@@ -233,8 +233,6 @@ def training_flops(
         if setup.gradient_checkpointing:
             per_token += matmul + attention
     else:
-        from azfinetune.planner._memory import trainable_parameters
-
         n_t = trainable_parameters(shape, setup.technique, setup.lora_r, setup.target_modules or "auto")
         per_token = 2 * matmul + 3 * attention + 6 * n_t
         if setup.gradient_checkpointing:

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from azfinetune.errors import Issue, SpecError
+from azfinetune.spec._targets import TARGET_MODELS, kinds_with_field
 
 __all__ = ["did_you_mean", "format_path", "spec_error_from_validation", "split_path"]
 
@@ -25,8 +26,6 @@ _TARGET_MODEL: contextvars.ContextVar[type[BaseModel] | None] = contextvars.Cont
 
 
 def _target_model(kind: str | None) -> type[BaseModel] | None:
-    from azfinetune.spec._targets import TARGET_MODELS
-
     return TARGET_MODELS.get(kind) if kind else None
 
 
@@ -104,8 +103,6 @@ def _enum_choices(root: type[BaseModel], loc: Loc) -> list[str]:
 def _clean_loc(loc: tuple[Any, ...]) -> Loc:
     # pydantic adds union-member tags such as 'list[str]' or "literal['auto']" to the loc, and the target kind
     # (e.g. 'command') after 'target'; drop them.
-    from azfinetune.spec._targets import TARGET_MODELS
-
     parts = [p for p in loc if isinstance(p, int) or not re.search(r"[\[\]()'\"]", str(p))]
     if len(parts) > 1 and parts[0] == "target" and parts[1] in TARGET_MODELS:
         del parts[1]
@@ -113,8 +110,6 @@ def _clean_loc(loc: tuple[Any, ...]) -> Loc:
 
 
 def _kind_in_loc(loc: tuple[Any, ...]) -> str | None:
-    from azfinetune.spec._targets import TARGET_MODELS
-
     if len(loc) > 1 and loc[0] == "target" and loc[1] in TARGET_MODELS:
         return str(loc[1])
     return None
@@ -200,8 +195,6 @@ _MISSING_HINTS: dict[Loc, str] = {
 
 
 def _unknown_target_key(key: str) -> tuple[str, str | None]:
-    from azfinetune.spec._targets import kinds_with_field
-
     model = _TARGET_MODEL.get()
     kind = str(model.model_fields["kind"].default) if model is not None else "?"
     others = [k for k in kinds_with_field(key) if k != kind]
@@ -222,8 +215,6 @@ def _and(words: list[str]) -> str:
 
 
 def _bad_target_kind(value: Any) -> tuple[str, str | None]:
-    from azfinetune.spec._targets import TARGET_MODELS
-
     kinds = list(TARGET_MODELS)
     if not isinstance(value, dict):
         return f"must be a mapping with a kind (one of {', '.join(kinds)}), got {_got(value)}", None

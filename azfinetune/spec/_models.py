@@ -20,7 +20,9 @@ from pydantic import (
     model_validator,
 )
 
+from azfinetune.errors import SpecError
 from azfinetune.spec._errors import spec_error_from_validation, split_path
+from azfinetune.spec._rules import cross_field_issues
 from azfinetune.spec._targets import LocalTarget, Priority, TargetKind, TargetSpec
 
 __all__ = [
@@ -455,12 +457,8 @@ class FineTuneSpec(StrictModel):
 
     @model_validator(mode="after")
     def _cross_field(self) -> FineTuneSpec:
-        from azfinetune.spec._rules import cross_field_issues
-
         issues = cross_field_issues(self)
         if issues:
-            from azfinetune.errors import SpecError
-
             raise SpecError(issues)
         return self
 

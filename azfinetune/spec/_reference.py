@@ -9,6 +9,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from azfinetune.spec._models import FineTuneSpec
+from azfinetune.spec._targets import TARGET_MODELS
+
 __all__ = ["reference_markdown"]
 
 
@@ -44,8 +47,6 @@ def _default(field: Any) -> str:
 
 def _target_rows() -> list[str]:
     """`target`: the kinds, then each field with the kinds that take it (one row per distinct definition)."""
-    from azfinetune.spec._targets import TARGET_MODELS
-
     kinds = " \\| ".join(TARGET_MODELS)
     rows = [
         f"| `target.kind` | {kinds} | `local` | Where the job runs; each kind takes only its own fields. |"
@@ -98,7 +99,5 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 
 def reference_markdown() -> str:
     """A Markdown table of every spec key: type, default and description."""
-    from azfinetune.spec._models import FineTuneSpec
-
     lines = ["| key | type | default | description |", "| --- | --- | --- | --- |", *_rows(FineTuneSpec, "")]
     return "\n".join(lines) + "\n"

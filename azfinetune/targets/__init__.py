@@ -1,18 +1,17 @@
 """Where a job runs: one module per target kind (its rules, build, export, pre-submit) and the registry of them.
 
 Adding a target: its fields model in `azfinetune/spec/_targets.py` (the spec's discriminated union), a module
-here with a `TARGET` that satisfies `Target`, one line in `TARGETS`, and its tests (docs/targets.md).
+here with a `TARGET` that satisfies `Target`, one line in `TARGETS` (_registry.py), and its tests
+(docs/targets.md).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from azfinetune.errors import Issue, SpecError, UserInputError
-from azfinetune.spec import TARGET_MODELS, FineTuneSpec, LocalTarget
-from azfinetune.targets import command, finetuning_job, local, pipeline, registry_pipeline, serverless
+from azfinetune.errors import SpecError
+from azfinetune.spec import FineTuneSpec
 from azfinetune.targets._check import CheckReport, check_spec, file_issues
 from azfinetune.targets._common import azfinetune_tags, file_sha256, job_name, spec_fingerprint
 from azfinetune.targets._deepspeed import deepspeed_config, deepspeed_config_text
@@ -20,13 +19,15 @@ from azfinetune.targets._entrypoint import (
     ENTRYPOINT_MODULE,
     ENTRYPOINT_TASKS,
     command_line,
+    data_columns,
     entrypoint_args,
     entrypoint_inputs,
     entrypoint_outputs,
 )
-from azfinetune.targets._export import ExportResult, export_job, export_spec, rest_body
+from azfinetune.targets._export import ExportFormat, ExportResult, export_job, rest_body
 from azfinetune.targets._paths import components_dir, job_code_dir, project_root
-from azfinetune.targets._protocol import RULES_DATE, ExportFormat, Target, TargetBase, WorkspaceSession
+from azfinetune.targets._protocol import Target, TargetBase, WorkspaceSession
+from azfinetune.targets._registry import TARGETS, as_local, get_target, target_issues
 
 __all__ = [
     "ENTRYPOINT_MODULE",
@@ -44,6 +45,7 @@ __all__ = [
     "check_spec",
     "command_line",
     "components_dir",
+    "data_columns",
     "deepspeed_config",
     "deepspeed_config_text",
     "entrypoint_args",
@@ -62,77 +64,6 @@ __all__ = [
     "target_issues",
 ]
 
-#: target.kind -> its target. One line per kind; the spec's union (TARGET_MODELS) has the same kinds.
-TARGETS: dict[str, Target] = {
-    "local": local.TARGET,
-    "command": command.TARGET,
-    "pipeline": pipeline.TARGET,
-    "registry-pipeline": registry_pipeline.TARGET,
-    "serverless": serverless.TARGET,
-    "finetuning-job": finetuning_job.TARGET,
-}
-assert list(TARGETS) == list(TARGET_MODELS), "every target kind of the spec has a target, and no other"
-
-
-def get_target(kind: str) -> Target:
-    """The target of a kind (`spec.target.kind`)."""
-    return TARGETS[kind]
-
-
-def _and(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
-
-
-def _supported(target: Target, spec: FineTuneSpec) -> Iterator[Issue]:
-    """The task and technique must be ones the target trains; the hint names the kinds that do."""
-    if spec.task not in target.tasks:
-        others = [kind for kind, other in TARGETS.items() if spec.task in other.tasks]
-        yield Issue(
-            "task",
-            f"target.kind {target.kind} does not train {spec.task.value}",
-            hint=f"target.kind {_and(others)} trains it" if others else None,
-        )
-    technique = spec.method.technique
-    if technique not in target.techniques:
-        others = [kind for kind, other in TARGETS.items() if technique in other.techniques]
-        can = ", ".join(sorted(t.value for t in target.techniques))
-        yield Issue(
-            "method.technique",
-            f"target.kind {target.kind} cannot do {technique.value} (it does {can})",
-            hint=f"use target.kind {_and(others)} for {technique.value}" if others else None,
-        )
-
-
-def target_issues(spec: FineTuneSpec, *, today: dt.date | None = None) -> list[Issue]:
-    """Every offline problem the spec's target finds (errors and warnings), without positions; dated rules
-    (retired offers and VM sizes) judge by `today` (default: the real today)."""
-    target = get_target(spec.target.kind)
-    token = RULES_DATE.set(today)
-    try:
-        issues = list(_supported(target, spec))
-        issues.extend(target.rules(spec))
-    finally:
-        RULES_DATE.reset(token)
-    return issues
-
-
-def as_local(spec: FineTuneSpec) -> FineTuneSpec:
-    """The spec as `azfinetune run SPEC --local` runs it: the same job on this machine (target.kind local).
-
-    Only kinds that run this project's job code can; Azure's own training code (registry pipelines, fine-tuning
-    jobs) cannot run here, which is a UserInputError naming the kinds that can."""
-    target = get_target(spec.target.kind)
-    if spec.target.kind == "local":
-        return spec
-    if not target.runs_our_code:
-        ours = [kind for kind, other in TARGETS.items() if other.runs_our_code]
-        raise UserInputError(
-            f"target.kind {spec.target.kind} runs Azure's own training code, which cannot run on this machine",
-            hint=f"--local runs specs of target.kind {_and(ours)}",
-        )
-    local = spec.model_copy(update={"target": LocalTarget()})
-    return local
-
 
 def build_job(spec: FineTuneSpec) -> Any:
     """The job for a spec (an azure.ai.ml CommandJob, PipelineJob or FineTuningJob). Pure: no network.
@@ -143,3 +74,22 @@ def build_job(spec: FineTuneSpec) -> Any:
     if report.errors:
         raise SpecError(report.errors, file=spec.source)
     return get_target(spec.target.kind).build(spec)
+
+
+def export_spec(
+    spec: FineTuneSpec | str | Path,
+    *,
+    overrides: list[str] | None = None,
+    format: ExportFormat = "yaml",
+    base_dir: Path | str | None = None,
+) -> ExportResult:
+    """Load (if a path) and check a spec, build its job and export it: `azfinetune build` in one call.
+
+    Raises SpecError for spec problems and missing files (a BuildError is an internal fault)."""
+    report = check_spec(spec, overrides=overrides, data=False)
+    if report.errors:
+        raise SpecError(report.errors, file=report.spec.source)
+    target = get_target(report.spec.target.kind)
+    job = target.build(report.spec)
+    text = target.export(job, base_dir=Path(base_dir) if base_dir is not None else Path.cwd(), format=format)
+    return ExportResult(text=text, job_name=str(job.name), warnings=list(report.warnings))

@@ -15,6 +15,7 @@ from azfinetune.errors import Issue, PlanError, SpecError
 from azfinetune.planner import plan
 from azfinetune.spec import FineTuneSpec, load_spec, model_kind
 from azfinetune.targets._entrypoint import data_columns
+from azfinetune.targets._registry import target_issues
 
 if TYPE_CHECKING:
     from azfinetune.data import DataReport
@@ -51,8 +52,6 @@ def check_spec(
     """Load (if a path) and check a spec offline. Field errors raise SpecError at load time; the target's rules,
     missing files, data problems and a plan that cannot fit are collected in the report, each with its key,
     file, line and column."""
-    from azfinetune.targets import target_issues
-
     if not isinstance(spec, FineTuneSpec):
         spec = load_spec(spec, overrides=overrides)
     report = CheckReport(spec=spec)

@@ -7,6 +7,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from azfinetune._version import __version__
+
 if TYPE_CHECKING:
     from azfinetune.spec import FineTuneSpec
 
@@ -51,8 +53,6 @@ def job_name(spec: FineTuneSpec, *, run_suffix: str | None = None) -> str:
 
 def azfinetune_tags(spec: FineTuneSpec) -> dict[str, str]:
     """The user's tags plus azfinetune's own (spec hash, version, technique), on every job."""
-    from azfinetune._version import __version__
-
     tags = dict(spec.tags)
     tags.update(
         {

@@ -19,6 +19,7 @@ from azft_contract import (
 from azfinetune.catalog import find_model
 from azfinetune.errors import BuildError, Issue
 from azfinetune.spec import FineTuneSpec, Task
+from azfinetune.targets._environment import environment_issues
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -184,8 +185,6 @@ def data_columns(spec: FineTuneSpec) -> dict[str, str]:
 
 def our_code_rules(spec: FineTuneSpec) -> Iterator[Issue]:
     """Rules of the kinds that run this project's job code in Azure ML (command, pipeline): the environment."""
-    from azfinetune.targets._environment import environment_issues
-
     yield from environment_issues(spec)
 
 

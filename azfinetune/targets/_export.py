@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from azfinetune.errors import BuildError, Issue, SpecError
+from azfinetune.errors import BuildError, Issue
 from azfinetune.targets._environment import environment_reference
 from azfinetune.targets._paths import is_local_path
 from azfinetune.targets._pipeline_export import pipeline_rest_body, pipeline_yaml_dict
 from azfinetune.targets._portable import plain, relative_path, yaml_environment, yaml_input
 
 if TYPE_CHECKING:
-    from azfinetune.spec import FineTuneSpec
+    pass
 
 ExportFormat = Literal["yaml", "json"]
 
@@ -28,7 +28,6 @@ __all__ = [
     "ExportFormat",
     "ExportResult",
     "export_job",
-    "export_spec",
     "finetuning_job_yaml_dict",
     "job_yaml_dict",
     "rest_body",
@@ -255,24 +254,3 @@ class ExportResult:
     text: str
     job_name: str
     warnings: list[Issue] = field(default_factory=list)
-
-
-def export_spec(
-    spec: FineTuneSpec | str | Path,
-    *,
-    overrides: list[str] | None = None,
-    format: ExportFormat = "yaml",
-    base_dir: Path | str | None = None,
-) -> ExportResult:
-    """Load (if a path) and check a spec, build its job and export it: `azfinetune build` in one call.
-
-    Raises SpecError for spec problems and missing files (a BuildError is an internal fault)."""
-    from azfinetune.targets import check_spec, get_target
-
-    report = check_spec(spec, overrides=overrides, data=False)
-    if report.errors:
-        raise SpecError(report.errors, file=report.spec.source)
-    target = get_target(report.spec.target.kind)
-    job = target.build(report.spec)
-    text = target.export(job, base_dir=Path(base_dir) if base_dir is not None else Path.cwd(), format=format)
-    return ExportResult(text=text, job_name=str(job.name), warnings=list(report.warnings))

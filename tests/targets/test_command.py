@@ -20,7 +20,7 @@ from azfinetune.cli._app import Application, run_with_boundary
 from azfinetune.cli.build import build
 from azfinetune.errors import BuildError, SpecError
 from azfinetune.spec import load_spec, spec_from_dict
-from azfinetune.targets import build_job
+from azfinetune.targets import build_job, export_spec
 from azfinetune.targets._deepspeed import deepspeed_config, write_deepspeed_config
 from azfinetune.targets._entrypoint import (
     command_line,
@@ -33,7 +33,7 @@ from azfinetune.targets._environment import (
     environment_version,
     normalize_environment_reference,
 )
-from azfinetune.targets._export import export_job, export_spec, rest_body
+from azfinetune.targets._export import export_job, rest_body
 from azfinetune.targets._paths import job_code_dir, project_root
 from azfinetune.targets.command import build_command_job, normalize_data_reference
 from tests.conftest import refused
