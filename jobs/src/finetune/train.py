@@ -57,21 +57,31 @@ def _runtime(args: Args) -> Runtime:
         log.warning("this GPU has no bf16 support: training in fp16 instead")
         precision = "fp16"
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
-    needs_bnb = args.technique == "qlora" or "8bit" in args.optimizer
-    if needs_bnb and not cuda:
-        what = "--technique qlora" if args.technique == "qlora" else f"--optimizer {args.optimizer}"
-        raise UsageError(f"{what} needs a CUDA GPU (bitsandbytes); use --technique lora on CPU")
+    needs_bnb = args.technique == "qlora" or "8bit" in args.optimizer or args.optimizer.startswith("paged_")
     if needs_bnb and _missing("bitsandbytes"):
-        raise UsageError("bitsandbytes is not installed; use the finetune-gpu environment")
+        raise UsageError(
+            "bitsandbytes is not installed (azfinetune's `deepspeed` extra has it, and the finetune-gpu image)"
+        )
+    if not cuda and args.optimizer.startswith("paged_"):
+        log.warning("--optimizer %s on CPU: paging needs CUDA, bitsandbytes runs it unpaged", args.optimizer)
     deepspeed_config, zero_stage = None, None
     if args.deepspeed is not None:
         if not cuda:
-            raise UsageError("--deepspeed needs CUDA GPUs; drop it to train on CPU")
+            # Before the first `import deepspeed` (transformers imports it lazily): pick its CPU accelerator.
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
         if _missing("deepspeed"):
-            raise UsageError("deepspeed is not installed; use the finetune-gpu environment")
+            raise UsageError(
+                "deepspeed is not installed (azfinetune's `deepspeed` extra has it, and the finetune-gpu image)"
+            )
         deepspeed_config, zero_stage = _deepspeed_config(args.deepspeed)
         _single_process_group_env()
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if not cuda:
+        # Said once, and recorded in metrics.json: CPU tokens/s and memory say nothing about a GPU job.
+        log.warning(
+            "no CUDA device: this is a correctness run on CPU, not a speed run (tokens/s and peak memory "
+            "are not those of a GPU job)"
+        )
     return Runtime(
         cuda=cuda,
         precision=precision,
@@ -152,9 +162,32 @@ def _common_training_kwargs(args: Args, rt: Runtime, has_eval: bool) -> dict[str
         "deepspeed": rt.deepspeed_config,
         "dataloader_num_workers": 0,
         "dataloader_pin_memory": rt.cuda,
+        **_backend_kwargs(rt),
         # Adapters under DDP: every trainable parameter gets a gradient; skipping the search saves a pass.
         "ddp_find_unused_parameters": False if args.is_peft and rt.world_size > 1 else None,
     }
+
+
+def _backend_kwargs(rt: Runtime) -> dict[str, Any]:
+    """gloo for DeepSpeed or several processes without CUDA; on GPUs accelerate picks NCCL itself.
+
+    accelerate finds no backend for DeepSpeed on CPU: it then counts one process while DeepSpeed's gloo group
+    has them all, and with two processes the batch-size check, then a gloo allgather, fail. TrainingArguments
+    passes no ddp_backend under DeepSpeed, so the process state is set up here, with gloo, and the Trainer
+    is told to use it as configured.
+    """
+    if rt.cuda:
+        return {}
+    if rt.deepspeed_config is not None:
+        from accelerate import PartialState
+
+        os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"  # what TrainingArguments sets around its own call
+        try:
+            PartialState(backend="gloo")
+        finally:
+            del os.environ["ACCELERATE_USE_DEEPSPEED"]
+        return {"accelerator_config": {"use_configured_state": True}}
+    return {"ddp_backend": "gloo"} if rt.world_size > 1 else {}
 
 
 def _checkpointing_kwargs(args: Args) -> dict[str, Any]:
@@ -198,7 +231,7 @@ class Trained:
 def _device_map(args: Args, rt: Runtime) -> Any:
     # Quantized weights must be placed at load time; ZeRO-3 places (shards) them itself.
     if args.technique == "qlora" and rt.zero_stage != 3:
-        return {"": rt.local_rank}
+        return {"": rt.local_rank if rt.cuda else "cpu"}
     return None
 
 
@@ -516,6 +549,7 @@ def run(args: Args, splits: datalib.Splits) -> dict[str, Any]:
         "precision": rt.precision,
         "requested_precision": args.precision,
         "device": torch.cuda.get_device_name(0) if rt.cuda else "cpu",
+        "correctness_run": not rt.cuda,  # a CPU run proves the job works; its speed means nothing for a GPU
         "world_size": rt.world_size,
         "deepspeed_zero_stage": rt.zero_stage,
         "train_loss": float(trained.train_result.training_loss),
