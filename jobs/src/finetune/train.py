@@ -204,10 +204,25 @@ def _checkpointing_kwargs(args: Args) -> dict[str, Any]:
     }
 
 
+def _logical_numel(param: Any) -> int:
+    """The weights a parameter holds, not its storage elements.
+
+    A bitsandbytes 4-bit weight packs 2 values per uint8 element, or 8 per element when ZeRO-3 stores it in
+    fp32: its quant_state keeps the real shape.
+    """
+    shape = getattr(getattr(param, "quant_state", None), "shape", None)  # bitsandbytes Params4bit
+    if shape is not None:
+        count = 1
+        for dim in shape:
+            count *= int(dim)
+        return count
+    return int(getattr(param, "ds_numel", 0) or param.numel())  # ZeRO-3 keeps the real size in ds_numel
+
+
 def _count_parameters(model: Any) -> tuple[int, int]:
     trainable = total = 0
     for param in model.parameters():
-        count = int(getattr(param, "ds_numel", 0) or param.numel())  # ZeRO-3 keeps the real size in ds_numel
+        count = _logical_numel(param)
         total += count
         if param.requires_grad:
             trainable += count
