@@ -229,6 +229,55 @@ def _count_parameters(model: Any) -> tuple[int, int]:
     return trainable, total
 
 
+def target_count(labels: Any, *, causal: bool) -> Any:
+    """How many targets a batch's loss averages over: next-token labels that are not -100, or one per example."""
+    if causal:
+        return (labels[..., 1:] != datalib.IGNORE_INDEX).sum()
+    if labels.dim() == 1:
+        return labels.new_tensor(labels.numel())
+    return (labels != datalib.IGNORE_INDEX).sum()
+
+
+def with_token_mean_eval_loss(trainer_class: Any, *, causal: bool) -> Any:
+    """`trainer_class` whose eval_loss/test_loss is the mean over every target token of the split.
+
+    The Trainer's own is a mean of batch means, which depends on the batch size and on how the examples fall
+    into batches; the evaluate step (jobs/src/evaluate_model) reports the token mean, and register.min_eval
+    compares the two. Training is unchanged.
+    """
+    import torch
+
+    class TokenMeanEvalLoss(trainer_class):  # type: ignore[misc, valid-type]
+        _eval_totals: Any = None
+
+        def compute_loss(
+            self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
+        ) -> Any:
+            if self.model.training or self._eval_totals is None or inputs.get("labels") is None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            count = target_count(inputs["labels"], causal=causal)
+            # No num_items_in_batch: the loss is then this process's batch mean, unscaled across processes.
+            result = super().compute_loss(model, inputs, return_outputs=return_outputs)
+            loss = result[0] if return_outputs else result
+            self._eval_totals += torch.stack([loss.detach().float() * count, count.float()])
+            return result
+
+        def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
+            self._eval_totals = torch.zeros(2, dtype=torch.float64, device=self.args.device)
+            try:
+                output = super().evaluation_loop(*args, **kwargs)
+                totals = self.accelerator.reduce(self._eval_totals, reduction="sum")
+            finally:
+                self._eval_totals = None
+            prefix = kwargs.get("metric_key_prefix", "eval")
+            if f"{prefix}_loss" in output.metrics and float(totals[1]) > 0:
+                output.metrics[f"{prefix}_loss"] = float(totals[0] / totals[1])
+            return output
+
+    TokenMeanEvalLoss.__name__ = TokenMeanEvalLoss.__qualname__ = f"{trainer_class.__name__}TokenMeanEval"
+    return TokenMeanEvalLoss
+
+
 @dataclass
 class Trained:
     trainer: Any
@@ -403,7 +452,7 @@ def train_causal(
         targets = modeling.resolve_target_modules(model, args, ())
         model = _prepare_kbit(model, args, rt)
         peft_config = modeling.lora_config(args, targets, "CAUSAL_LM", None)
-    trainer = SFTTrainer(
+    trainer = with_token_mean_eval_loss(SFTTrainer, causal=True)(
         model=model,
         args=config,
         train_dataset=train_ds,
@@ -488,7 +537,7 @@ def train_classifier(
     collator = (
         DataCollatorWithPadding(tokenizer) if sequence else DataCollatorForTokenClassification(tokenizer)
     )
-    trainer = Trainer(
+    trainer = with_token_mean_eval_loss(Trainer, causal=False)(
         model=model,
         args=training_args,
         train_dataset=train_ds,
