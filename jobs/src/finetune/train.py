@@ -238,6 +238,11 @@ def target_count(labels: Any, *, causal: bool) -> Any:
     return (labels != datalib.IGNORE_INDEX).sum()
 
 
+def _first_rows(value: Any, rows: int, keep: int) -> Any:
+    shape = getattr(value, "shape", None)
+    return value[:keep] if shape is not None and len(shape) > 0 and shape[0] == rows else value
+
+
 def with_token_mean_eval_loss(trainer_class: Any, *, causal: bool) -> Any:
     """`trainer_class` whose eval_loss/test_loss is the mean over every target token of the split.
 
@@ -255,12 +260,33 @@ def with_token_mean_eval_loss(trainer_class: Any, *, causal: bool) -> Any:
         ) -> Any:
             if self.model.training or self._eval_totals is None or inputs.get("labels") is None:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            count = target_count(inputs["labels"], causal=causal)
-            # No num_items_in_batch: the loss is then this process's batch mean, unscaled across processes.
-            result = super().compute_loss(model, inputs, return_outputs=return_outputs)
+            rows = int(inputs["labels"].shape[0])
+            real = self._real_rows(rows)
+            # Only this process's real examples count. One forward per batch whatever `real` is: under ZeRO-3
+            # every process must join each forward's parameter gathering.
+            scored = (
+                inputs if real in (0, rows) else {k: _first_rows(v, rows, real) for k, v in inputs.items()}
+            )
+            count = target_count(scored["labels"], causal=causal)
+            # No num_items_in_batch: the loss is then the batch mean of these rows, unscaled across processes.
+            result = super().compute_loss(model, scored, return_outputs=return_outputs)
             loss = result[0] if return_outputs else result
-            self._eval_totals += torch.stack([loss.detach().float() * count, count.float()])
+            if real > 0:
+                self._eval_totals += torch.stack([loss.detach().double() * count, count.double()])
             return result
+
+        def _real_rows(self, rows: int) -> int:
+            """Rows of this batch that are examples of the split, not accelerate's repeats.
+
+            Under several processes accelerate fills the last round of batches with repeated examples so that
+            every process has a full batch; its gather_for_metrics keeps the first `remainder` rows of the
+            gathered batch (process 0's rows, then process 1's, ...): the same rows count here.
+            """
+            state = self.accelerator.gradient_state
+            if self.accelerator.num_processes == 1 or not state.end_of_dataloader or state.remainder <= 0:
+                return rows
+            first = self.accelerator.process_index * rows
+            return max(0, min(rows, state.remainder - first))
 
         def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
             self._eval_totals = torch.zeros(2, dtype=torch.float64, device=self.args.device)
