@@ -3,7 +3,7 @@
 tests/jobs/test_cpu_tier.py trains each one on CPU in CI (correctness); scripts/gpu_check.sh trains the same ones on
 a CUDA GPU and compares peak memory with the planner. `python -m tests.jobs.cpu_tier_configs DIR` writes each
 configuration's DeepSpeed JSON into DIR and prints one tab-separated line per configuration for the script:
-name, processes, technique, DeepSpeed JSON path (or -), learning rate, ZeRO stage (or -).
+name, processes, technique, DeepSpeed JSON path (or -), ZeRO stage (or -).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def main(argv: list[str]) -> int:
     for config in CONFIGS:
         path = config.write_deepspeed_config(folder)
         stage = "-" if config.zero_stage is None else str(config.zero_stage)
-        fields = (config.name, config.processes, config.technique, path or "-", config.learning_rate, stage)
+        fields = (config.name, config.processes, config.technique, path or "-", stage)
         print("\t".join(str(field) for field in fields))
     return 0
 
