@@ -92,7 +92,7 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> TinyBase:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from azfinetune.testing.tiny_model import chat_texts, make_chat_dataset, make_tiny_phi3
+    from azfinetune.tiny_model import chat_texts, make_chat_dataset, make_tiny_phi3
 
     torch.set_num_threads(CORES)
     root = tmp_path_factory.mktemp("cpu-tier")
@@ -319,8 +319,8 @@ def test_the_builders_deepspeed_config_for_a_bf16_spec_trains_on_cpu(
     tiny_base: TinyBase, tmp_path: Path, train: Runner
 ) -> None:
     """A bf16 spec wrote "bf16": {"enabled": true}; on hardware without bf16 transformers refused the run."""
-    from azfinetune.build.deepspeed import deepspeed_config_text
     from azfinetune.spec import spec_from_dict
+    from azfinetune.targets import deepspeed_config_text
 
     spec = spec_from_dict(
         {
