@@ -74,6 +74,8 @@ def _runtime(args: Args) -> Runtime:
                 "deepspeed is not installed (azfinetune's `deepspeed` extra has it, and the finetune-gpu image)"
             )
         deepspeed_config, zero_stage = _deepspeed_config(args.deepspeed)
+        if not cuda:
+            _warn_offload_on_cpu(deepspeed_config)
         _single_process_group_env()
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if not cuda:
@@ -105,6 +107,18 @@ def _single_process_group_env() -> None:
         port = probe.getsockname()[1]
     defaults = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
     os.environ.update({**defaults, "MASTER_PORT": str(port)})
+
+
+def _warn_offload_on_cpu(config_path: str) -> None:
+    zero = json.loads(Path(config_path).read_text(encoding="utf-8")).get("zero_optimization") or {}
+    offloaded = [key for key in ("offload_optimizer", "offload_param") if zero.get(key)]
+    if offloaded:
+        # Measured on 2 cores: the first such run spent about 7 minutes compiling (cached in TORCH_EXTENSIONS_DIR).
+        log.warning(
+            "no CUDA device: DeepSpeed offload (%s) moves nothing (the weights are in CPU memory already), "
+            "and it compiles its CPU Adam op on the first run, for minutes",
+            " and ".join(offloaded),
+        )
 
 
 def _missing(module: str) -> bool:
