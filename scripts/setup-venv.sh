@@ -44,8 +44,9 @@ if [[ ",$extras," == *",deepspeed,"* ]]; then
       mkdir -p "$cache"
       building="$(mktemp -d "$cache/.building-XXXXXX")"
       pip_install setuptools wheel "${constraints[@]}"
+      # --no-cache-dir: pip's own wheel cache does not key on the torch a wheel was built against.
       DS_BUILD_OPS=0 DS_BUILD_SHM_COMM=1 "$venv/bin/python" -m pip wheel -q --disable-pip-version-check \
-        --no-deps --no-build-isolation -w "$building" "deepspeed==$deepspeed_version"
+        --no-cache-dir --no-deps --no-build-isolation -w "$building" "deepspeed==$deepspeed_version"
       chmod 755 "$building"
       rm -rf "$slot" && mv "$building" "$slot"  # whole or not at all: a failed build leaves no slot behind
       echo "setup-venv: deepspeed wheel built in $((SECONDS - started)) s"
