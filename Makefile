@@ -9,8 +9,8 @@ quickstart:  ## install (venv, .[train], CPU torch) and run the local quickstart
 	./scripts/setup-venv.sh train
 	$(VENV)/bin/azfinetune demo
 
-tests:  ## install (venv, .[dev,train]) and run lint, types and the tests
-	./scripts/setup-venv.sh dev,train
+tests:  ## install (venv, .[dev,train,deepspeed]; deepspeed built once, cached) and run lint, types and the tests
+	./scripts/setup-venv.sh dev,train,deepspeed
 	$(MAKE) check
 
 check: lint types test

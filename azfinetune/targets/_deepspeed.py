@@ -32,7 +32,6 @@ def deepspeed_config(spec: FineTuneSpec) -> dict[str, Any]:
         raise BuildError(
             "the spec sets no DeepSpeed", path="method.deepspeed", hint="set method.deepspeed.stage"
         )
-    precision = spec.training.precision.value
     if ds.offload_params and ds.stage != 3:
         raise BuildError("parameter offload needs ZeRO stage 3", path="method.deepspeed.offload_params")
     if ds.offload_optimizer and spec.method.optimizer.value != "adamw_torch":
@@ -69,9 +68,11 @@ def deepspeed_config(spec: FineTuneSpec) -> dict[str, Any]:
         zero["offload_param"] = _offload()
 
     config: dict[str, Any] = {
-        "bf16": {"enabled": precision == "bf16"},
+        # "auto", not the spec's precision: the entry point falls back (bf16 -> fp16 on GPUs without bf16,
+        # -> fp32 on CPU) and transformers refuses a config whose precision disagrees with the run's.
+        "bf16": {"enabled": _AUTO},
         "fp16": {
-            "enabled": precision == "fp16",
+            "enabled": _AUTO,
             "loss_scale": 0,
             "loss_scale_window": 1000,
             "initial_scale_power": 16,

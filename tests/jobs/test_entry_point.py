@@ -244,21 +244,3 @@ def test_bad_data_exits_2_before_loading_the_model(
     )
     assert run.returncode == 2, run.explain()
     assert f"{data}:1: messages: no assistant message" in run.stderr
-
-
-def test_qlora_on_cpu_is_refused_with_a_reason(
-    tiny_phi3: Path, chat_data: Path, tmp_path: Path, run_finetune: Runner
-) -> None:
-    if HAS_CUDA:
-        pytest.skip("this machine has CUDA; tests/jobs/test_gpu.py runs QLoRA")
-    run = run_finetune(
-        contract_argv(
-            task="chat-completion",
-            model=tiny_phi3,
-            train_file=chat_data,
-            output_dir=tmp_path / "q",
-            technique="qlora",
-        )
-    )
-    assert run.returncode == 2, run.explain()
-    assert "needs a CUDA GPU" in run.stderr

@@ -145,7 +145,12 @@ def _prompt_target(example: dict[str, Any], args: EvalArgs) -> tuple[str, str]:
 def _loss(
     model: Any, rows: list[dict[str, Any]], pad_id: int, batch_size: int, causal: bool
 ) -> tuple[float, int, list[Any]]:
-    """(summed loss, counted targets, per-batch argmax predictions) over all rows."""
+    """(summed loss, counted targets, per-batch argmax predictions) over all rows.
+
+    eval_loss = summed / counted: the mean over every target token (one per example for sequence labels),
+    whatever the batch size. The training run's eval_loss is the same mean (finetune.train
+    with_token_mean_eval_loss), so a register.min_eval threshold reads the same number from either.
+    """
     import torch
 
     device = next(model.parameters()).device

@@ -57,21 +57,33 @@ def _runtime(args: Args) -> Runtime:
         log.warning("this GPU has no bf16 support: training in fp16 instead")
         precision = "fp16"
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
-    needs_bnb = args.technique == "qlora" or "8bit" in args.optimizer
-    if needs_bnb and not cuda:
-        what = "--technique qlora" if args.technique == "qlora" else f"--optimizer {args.optimizer}"
-        raise UsageError(f"{what} needs a CUDA GPU (bitsandbytes); use --technique lora on CPU")
+    needs_bnb = args.technique == "qlora" or "8bit" in args.optimizer or args.optimizer.startswith("paged_")
     if needs_bnb and _missing("bitsandbytes"):
-        raise UsageError("bitsandbytes is not installed; use the finetune-gpu environment")
+        raise UsageError(
+            "bitsandbytes is not installed (azfinetune's `deepspeed` extra has it, and the finetune-gpu image)"
+        )
+    if not cuda and args.optimizer.startswith("paged_"):
+        log.warning("--optimizer %s on CPU: paging needs CUDA, bitsandbytes runs it unpaged", args.optimizer)
     deepspeed_config, zero_stage = None, None
     if args.deepspeed is not None:
         if not cuda:
-            raise UsageError("--deepspeed needs CUDA GPUs; drop it to train on CPU")
+            # Before the first `import deepspeed` (transformers imports it lazily): pick its CPU accelerator.
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
         if _missing("deepspeed"):
-            raise UsageError("deepspeed is not installed; use the finetune-gpu environment")
+            raise UsageError(
+                "deepspeed is not installed (azfinetune's `deepspeed` extra has it, and the finetune-gpu image)"
+            )
         deepspeed_config, zero_stage = _deepspeed_config(args.deepspeed)
+        if not cuda:
+            _warn_offload_on_cpu(deepspeed_config)
         _single_process_group_env()
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if not cuda:
+        # Said once, and recorded in metrics.json: CPU tokens/s and memory say nothing about a GPU job.
+        log.warning(
+            "no CUDA device: this is a correctness run on CPU, not a speed run (tokens/s and peak memory "
+            "are not those of a GPU job)"
+        )
     return Runtime(
         cuda=cuda,
         precision=precision,
@@ -95,6 +107,18 @@ def _single_process_group_env() -> None:
         port = probe.getsockname()[1]
     defaults = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
     os.environ.update({**defaults, "MASTER_PORT": str(port)})
+
+
+def _warn_offload_on_cpu(config_path: str) -> None:
+    zero = json.loads(Path(config_path).read_text(encoding="utf-8")).get("zero_optimization") or {}
+    offloaded = [key for key in ("offload_optimizer", "offload_param") if zero.get(key)]
+    if offloaded:
+        # Measured on 2 cores: the first such run spent about 7 minutes compiling (cached in TORCH_EXTENSIONS_DIR).
+        log.warning(
+            "no CUDA device: DeepSpeed offload (%s) moves nothing (the weights are in CPU memory already), "
+            "and it compiles its CPU Adam op on the first run, for minutes",
+            " and ".join(offloaded),
+        )
 
 
 def _missing(module: str) -> bool:
@@ -152,9 +176,32 @@ def _common_training_kwargs(args: Args, rt: Runtime, has_eval: bool) -> dict[str
         "deepspeed": rt.deepspeed_config,
         "dataloader_num_workers": 0,
         "dataloader_pin_memory": rt.cuda,
+        **_backend_kwargs(rt),
         # Adapters under DDP: every trainable parameter gets a gradient; skipping the search saves a pass.
         "ddp_find_unused_parameters": False if args.is_peft and rt.world_size > 1 else None,
     }
+
+
+def _backend_kwargs(rt: Runtime) -> dict[str, Any]:
+    """gloo for DeepSpeed or several processes without CUDA; on GPUs accelerate picks NCCL itself.
+
+    accelerate finds no backend for DeepSpeed on CPU: it then counts one process while DeepSpeed's gloo group
+    has them all, and with two processes the batch-size check, then a gloo allgather, fail. TrainingArguments
+    passes no ddp_backend under DeepSpeed, so the process state is set up here, with gloo, and the Trainer
+    is told to use it as configured.
+    """
+    if rt.cuda:
+        return {}
+    if rt.deepspeed_config is not None:
+        from accelerate import PartialState
+
+        os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"  # what TrainingArguments sets around its own call
+        try:
+            PartialState(backend="gloo")
+        finally:
+            del os.environ["ACCELERATE_USE_DEEPSPEED"]
+        return {"accelerator_config": {"use_configured_state": True}}
+    return {"ddp_backend": "gloo"} if rt.world_size > 1 else {}
 
 
 def _checkpointing_kwargs(args: Args) -> dict[str, Any]:
@@ -171,14 +218,104 @@ def _checkpointing_kwargs(args: Args) -> dict[str, Any]:
     }
 
 
+def _logical_numel(param: Any) -> int:
+    """The weights a parameter holds, not its storage elements.
+
+    A bitsandbytes 4-bit weight packs 2 values per uint8 element, or 8 per element when ZeRO-3 stores it in
+    fp32: its quant_state keeps the real shape.
+    """
+    shape = getattr(getattr(param, "quant_state", None), "shape", None)  # bitsandbytes Params4bit
+    if shape is not None:
+        count = 1
+        for dim in shape:
+            count *= int(dim)
+        return count
+    return int(getattr(param, "ds_numel", 0) or param.numel())  # ZeRO-3 keeps the real size in ds_numel
+
+
 def _count_parameters(model: Any) -> tuple[int, int]:
     trainable = total = 0
     for param in model.parameters():
-        count = int(getattr(param, "ds_numel", 0) or param.numel())  # ZeRO-3 keeps the real size in ds_numel
+        count = _logical_numel(param)
         total += count
         if param.requires_grad:
             trainable += count
     return trainable, total
+
+
+def target_count(labels: Any, *, causal: bool) -> Any:
+    """How many targets a batch's loss averages over: next-token labels that are not -100, or one per example."""
+    if causal:
+        return (labels[..., 1:] != datalib.IGNORE_INDEX).sum()
+    if labels.dim() == 1:
+        return labels.new_tensor(labels.numel())
+    return (labels != datalib.IGNORE_INDEX).sum()
+
+
+def _first_rows(value: Any, rows: int, keep: int) -> Any:
+    shape = getattr(value, "shape", None)
+    return value[:keep] if shape is not None and len(shape) > 0 and shape[0] == rows else value
+
+
+def with_token_mean_eval_loss(trainer_class: Any, *, causal: bool) -> Any:
+    """`trainer_class` whose eval_loss/test_loss is the mean over every target token of the split.
+
+    The Trainer's own is a mean of batch means, which depends on the batch size and on how the examples fall
+    into batches; the evaluate step (jobs/src/evaluate_model) reports the token mean, and register.min_eval
+    compares the two. Training is unchanged.
+    """
+    import torch
+
+    class TokenMeanEvalLoss(trainer_class):  # type: ignore[misc, valid-type]
+        _eval_totals: Any = None
+
+        def compute_loss(
+            self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
+        ) -> Any:
+            if self.model.training or self._eval_totals is None or inputs.get("labels") is None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            rows = int(inputs["labels"].shape[0])
+            real = self._real_rows(rows)
+            # Only this process's real examples count. One forward per batch whatever `real` is: under ZeRO-3
+            # every process must join each forward's parameter gathering.
+            scored = (
+                inputs if real in (0, rows) else {k: _first_rows(v, rows, real) for k, v in inputs.items()}
+            )
+            count = target_count(scored["labels"], causal=causal)
+            # No num_items_in_batch: the loss is then the batch mean of these rows, unscaled across processes.
+            result = super().compute_loss(model, scored, return_outputs=return_outputs)
+            loss = result[0] if return_outputs else result
+            if real > 0:
+                self._eval_totals += torch.stack([loss.detach().double() * count, count.double()])
+            return result
+
+        def _real_rows(self, rows: int) -> int:
+            """Rows of this batch that are examples of the split, not accelerate's repeats.
+
+            Under several processes accelerate fills the last round of batches with repeated examples so that
+            every process has a full batch; its gather_for_metrics keeps the first `remainder` rows of the
+            gathered batch (process 0's rows, then process 1's, ...): the same rows count here.
+            """
+            state = self.accelerator.gradient_state
+            if self.accelerator.num_processes == 1 or not state.end_of_dataloader or state.remainder <= 0:
+                return rows
+            first = self.accelerator.process_index * rows
+            return max(0, min(rows, state.remainder - first))
+
+        def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
+            self._eval_totals = torch.zeros(2, dtype=torch.float64, device=self.args.device)
+            try:
+                output = super().evaluation_loop(*args, **kwargs)
+                totals = self.accelerator.reduce(self._eval_totals, reduction="sum")
+            finally:
+                self._eval_totals = None
+            prefix = kwargs.get("metric_key_prefix", "eval")
+            if f"{prefix}_loss" in output.metrics and float(totals[1]) > 0:
+                output.metrics[f"{prefix}_loss"] = float(totals[0] / totals[1])
+            return output
+
+    TokenMeanEvalLoss.__name__ = TokenMeanEvalLoss.__qualname__ = f"{trainer_class.__name__}TokenMeanEval"
+    return TokenMeanEvalLoss
 
 
 @dataclass
@@ -198,7 +335,7 @@ class Trained:
 def _device_map(args: Args, rt: Runtime) -> Any:
     # Quantized weights must be placed at load time; ZeRO-3 places (shards) them itself.
     if args.technique == "qlora" and rt.zero_stage != 3:
-        return {"": rt.local_rank}
+        return {"": rt.local_rank if rt.cuda else "cpu"}
     return None
 
 
@@ -355,7 +492,7 @@ def train_causal(
         targets = modeling.resolve_target_modules(model, args, ())
         model = _prepare_kbit(model, args, rt)
         peft_config = modeling.lora_config(args, targets, "CAUSAL_LM", None)
-    trainer = SFTTrainer(
+    trainer = with_token_mean_eval_loss(SFTTrainer, causal=True)(
         model=model,
         args=config,
         train_dataset=train_ds,
@@ -440,7 +577,7 @@ def train_classifier(
     collator = (
         DataCollatorWithPadding(tokenizer) if sequence else DataCollatorForTokenClassification(tokenizer)
     )
-    trainer = Trainer(
+    trainer = with_token_mean_eval_loss(Trainer, causal=False)(
         model=model,
         args=training_args,
         train_dataset=train_ds,
@@ -516,6 +653,7 @@ def run(args: Args, splits: datalib.Splits) -> dict[str, Any]:
         "precision": rt.precision,
         "requested_precision": args.precision,
         "device": torch.cuda.get_device_name(0) if rt.cuda else "cpu",
+        "correctness_run": not rt.cuda,  # a CPU run proves the job works; its speed means nothing for a GPU
         "world_size": rt.world_size,
         "deepspeed_zero_stage": rt.zero_stage,
         "train_loss": float(trained.train_result.training_loss),
