@@ -12,7 +12,15 @@ from typing import Any
 
 from azfinetune.errors import Issue, SpecError, UserInputError
 from azfinetune.spec import TARGET_MODELS, FineTuneSpec, LocalTarget
-from azfinetune.targets import command, finetuning_job, local, pipeline, registry_pipeline, serverless
+from azfinetune.targets import (
+    command,
+    finetuning_job,
+    foundry,
+    local,
+    pipeline,
+    registry_pipeline,
+    serverless,
+)
 from azfinetune.targets._check import CheckReport, check_spec, file_issues
 from azfinetune.targets._common import azfinetune_tags, file_sha256, job_name, spec_fingerprint
 from azfinetune.targets._deepspeed import deepspeed_config, deepspeed_config_text
@@ -70,6 +78,7 @@ TARGETS: dict[str, Target] = {
     "registry-pipeline": registry_pipeline.TARGET,
     "serverless": serverless.TARGET,
     "finetuning-job": finetuning_job.TARGET,
+    "foundry": foundry.TARGET,
 }
 assert list(TARGETS) == list(TARGET_MODELS), "every target kind of the spec has a target, and no other"
 
