@@ -71,8 +71,11 @@ def _suffix_prefix(spec: FineTuneSpec) -> str:
     target = spec.target
     if isinstance(target, FoundryTarget) and target.suffix:
         return target.suffix
-    name = re.sub(r"[^a-z0-9-]+", "-", spec.name.lower())[:9].strip("-")
-    return name or "azft"
+    name = re.sub(r"[^a-z0-9-]+", "-", spec.name.lower()).strip("-")
+    if len(name) > 9:  # cut at a word boundary when there is one: "support-bot" -> "support"
+        head = name[:10]
+        name = head[: head.rfind("-")] if "-" in head[1:] else name[:9]
+    return name.strip("-") or "azft"
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,11 @@ def spec_documents(draw: Any) -> dict[str, Any]:
     if fine_tuning_job:
         choices = (("epochs", [1, 2, 3]), ("per_device_batch_size", [1, 4]), ("learning_rate", [2e-5, 1e-4]))
     if fine_tuning_job and kind == "foundry":
-        choices = (("epochs", [1, 3, 10, 11]), ("per_device_batch_size", [1, 8, 32, 64]), ("seed", [7, 9, 2**31]))
+        choices = (
+            ("epochs", [1, 3, 10, 11]),
+            ("per_device_batch_size", [1, 8, 32, 64]),
+            ("seed", [7, 9, 2**31]),
+        )
     for key, values in choices:
         if draw(st.floats(0, 1)) < 0.3:
             training[key] = draw(st.sampled_from(values))
@@ -229,10 +233,16 @@ def _target(draw: Any, kind: str) -> dict[str, Any]:
             target["instance_type"] = sku
     if kind == "foundry":
         for key, values in (
-            ("training_type", ["global", "GlobalStandard", "globalstandard", "developer", "standard", "data-zone"]),
+            (
+                "training_type",
+                ["global", "GlobalStandard", "globalstandard", "developer", "standard", "data-zone"],
+            ),
             ("learning_rate_multiplier", [0.1, 1.0, 2, 10, 11]),
             ("suffix", ["bot", "support-1"]),
-            ("endpoint", ["https://res.services.ai.azure.com/api/projects/p", "https://res.openai.azure.com"]),
+            (
+                "endpoint",
+                ["https://res.services.ai.azure.com/api/projects/p", "https://res.openai.azure.com"],
+            ),
         ):
             if draw(st.floats(0, 1)) < 0.4:
                 target[key] = draw(st.sampled_from(values))
