@@ -450,9 +450,16 @@ class FakeFoundry:
                 job.error = dict(error) if error else job.error
 
     def advance(self, job_id: str, status: str) -> None:
-        """Move a job to `status` now (as the service would), with its events."""
+        """Move a job to `status` now (as the service would), with its events; it then goes on through the rest of
+        its progression after that status (or stays there)."""
         with self._lock:
-            self._enter(self.jobs[job_id], status)
+            job = self.jobs[job_id]
+            rest = job.statuses[job.index + 1 :]
+            after = rest[rest.index(status) + 1 :] if status in rest else []
+            if job.status == "pending" and status == "succeeded":
+                self._enter(job, "running")  # a job starts before it succeeds: its events say so
+            self._enter(job, status)
+            job.statuses, job.index = [status, *after], 0
 
     def created_jobs(self) -> list[dict[str, Any]]:
         """Every job's create body, in creation order."""

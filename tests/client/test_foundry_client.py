@@ -144,7 +144,7 @@ def test_offline_errors_send_nothing(fake: FakeFoundry, folder: Path) -> None:
         fake.client().submit(write(folder, extra="method: {deepspeed: {stage: 2}}\n"))
     assert "method.deepspeed" in caught.value.paths
     (folder / "train.jsonl").write_text(json.dumps(ROW) + "\n")  # one example: the service needs ten
-    with pytest.raises(DataError, match="data.train"):
+    with pytest.raises(DataError, match=r"data\.train"):
         fake.client().submit(write(folder))
     assert fake.requests == []
 
@@ -371,9 +371,11 @@ def test_the_misleading_base_model_error_explains_its_causes(folder: Path) -> No
     models = catalog_models()
     ministral = models["ministral-3b"]
     models["ministral-3b"] = FakeFoundryModel(**{**ministral.__dict__, "training_types": frozenset()})
-    with FakeFoundry(models=models) as fake:  # a region where the model is not offered
-        with pytest.raises(SubmitError) as caught:
-            fake.client().submit(write(folder))
+    with (
+        FakeFoundry(models=models) as fake,
+        pytest.raises(SubmitError) as caught,
+    ):  # not offered in this region
+        fake.client().submit(write(folder))
     text = str(caught.value)
     assert "does not support fine-tuning" in text and "trainingType" in text and "region" in text
 

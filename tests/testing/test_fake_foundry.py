@@ -331,3 +331,10 @@ def test_the_request_log_shows_what_was_sent(fake: FakeFoundry, client: Any) -> 
     assert body["trainingType"] == "GlobalStandard" and body["suffix"] == "s"
     assert json.loads(fake.requests[-1].body)["model"] == "Ministral-3B"
     assert len(fake.uploads()) == 1
+
+
+@pytest.mark.fake_foundry(project="p2", file_polls=0)
+def test_the_pytest_fixture(fake_foundry: FakeFoundry) -> None:
+    client = fake_foundry.openai_client(max_retries=0)
+    assert fake_foundry.project_endpoint.endswith("/api/projects/p2")
+    assert upload(client).status == "processed"  # file_polls=0: processed at once
