@@ -492,10 +492,15 @@ class FoundryClient:
                 return item
         return None
 
-    def _find_file(self, upload: FoundryUpload) -> Any | None:
-        for item in self._pages(
-            "listing files", self.openai.files.list, purpose="fine-tune", limit=_PAGE * 10
-        ):
+    def _files(self) -> builtins.list[Any]:
+        """Every fine-tune file on the resource (one listing, reused for all of a submit's uploads)."""
+        return list(
+            self._pages("listing files", self.openai.files.list, purpose="fine-tune", limit=_PAGE * 10)
+        )
+
+    @staticmethod
+    def _match_file(upload: FoundryUpload, files: Sequence[Any]) -> Any | None:
+        for item in files:
             if (
                 _get(item, "filename") == upload.filename
                 and int(_get(item, "bytes", -1)) == upload.size
@@ -504,15 +509,16 @@ class FoundryClient:
                 return item
         return None
 
-    def _upload_all(self, job: FoundryJob) -> tuple[list[UploadedFile], dict[str, str]]:
+    def _upload_all(self, job: FoundryJob) -> tuple[builtins.list[UploadedFile], dict[str, str]]:
         uploads: list[UploadedFile] = []
         file_ids: dict[str, str] = {}
         done: dict[
             str, tuple[str, bool]
         ] = {}  # sha256 -> (file id, uploaded now): train == validation is one file
+        existing = self._files() if job.uploads else []
         for upload in job.uploads:
             if upload.sha256 not in done:
-                found = self._find_file(upload)
+                found = self._match_file(upload, existing)
                 if found is None:
                     found, uploaded = self._upload_once(upload), True
                 else:
@@ -542,7 +548,7 @@ class FoundryClient:
                         raise self._map(error, during=f"uploading data.{upload.role}") from error
                     raise
                 _sleep(self._delay(error, attempt))
-                found = self._find_file(upload)
+                found = self._match_file(upload, self._files())
                 if found is not None:
                     return found
         raise AssertionError("unreachable")  # pragma: no cover

@@ -334,7 +334,8 @@ class FoundryTarget(TargetModel):
         Literal["global", "standard", "developer", "data-zone"],
         BeforeValidator(_training_type),
         Field(
-            description="global | standard | developer (pre-emptible, cheaper) | data-zone; sent as trainingType."
+            description="Sent as trainingType: global (GlobalStandard), standard (the resource's region), developer "
+            "(pre-emptible, about half the Global price)."
         ),
     ] = "global"
     suffix: Annotated[
