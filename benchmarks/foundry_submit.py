@@ -27,7 +27,9 @@ EXAMPLE = ROOT / "jobs" / "examples" / "foundry-ministral-3b.yaml"
 def _spec(folder: Path, endpoint: str) -> Path:
     shutil.copytree(ROOT / "jobs" / "examples" / "data", folder / "data", dirs_exist_ok=True)
     path = folder / "spec.yaml"
-    text = EXAMPLE.read_text().replace("https://my-foundry.services.ai.azure.com/api/projects/my-project", endpoint)
+    text = EXAMPLE.read_text().replace(
+        "https://my-foundry.services.ai.azure.com/api/projects/my-project", endpoint
+    )
     path.write_text(text)
     return path
 
@@ -55,7 +57,9 @@ def _counts(fake: Any, since: int = 0) -> dict[str, int]:
     requests = fake.requests[since:]
     return {
         "requests": len(requests),
-        "uploads": sum(1 for r in requests if r.method == "POST" and r.route == "files" and r.fault != "drop"),
+        "uploads": sum(
+            1 for r in requests if r.method == "POST" and r.route == "files" and r.fault != "drop"
+        ),
         "jobs": len(fake.jobs),
     }
 
@@ -108,7 +112,9 @@ def run(runs: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=20, help="fresh resources under faults, per client")
     args = parser.parse_args()
     results = run(args.runs)
