@@ -295,6 +295,9 @@ def foundry_endpoint(value: str) -> str:
     credentials, query or fragment, and without a trailing `/openai/v1` (the client adds the API path)."""
     text = value.strip().rstrip("/")
     parts = urlsplit(text)
+    if parts.username or parts.password or "@" in parts.netloc:
+        # Checked first and never echoed: the credentials may be real.
+        raise ValueError("the endpoint must not carry credentials (the value was not printed)")
     host = (parts.hostname or "").lower()
     if parts.scheme != "https" and not (parts.scheme == "http" and host in _LOOPBACK_HOSTS):
         raise ValueError(
@@ -303,9 +306,6 @@ def foundry_endpoint(value: str) -> str:
         )
     if not host:
         raise ValueError(f"{value!r} has no host name")
-    if parts.username or parts.password:
-        # Never echo it: the credentials may be real.
-        raise ValueError("the endpoint must not carry credentials (the value was not printed)")
     if parts.query or parts.fragment:
         raise ValueError(
             "the endpoint takes no query string or fragment (no api-version: the v1 API has none)"

@@ -358,9 +358,12 @@ def test_target_fields(write_spec: Any, field: str, text: str) -> None:
     assert text in str(error)
 
 
-def test_credentials_in_the_endpoint_are_never_echoed(write_spec: Any) -> None:
-    error = refused(spec_file(write_spec, target="endpoint: 'https://me:hunter2@x.services.ai.azure.com'"))
-    assert "hunter2" not in str(error)
+@pytest.mark.parametrize("scheme", ["https", "http", "ftp"])
+def test_credentials_in_the_endpoint_are_never_echoed(write_spec: Any, scheme: str) -> None:
+    error = refused(
+        spec_file(write_spec, target=f"endpoint: '{scheme}://me:hunter2@x.services.ai.azure.com'")
+    )
+    assert "hunter2" not in str(error) and "must not carry credentials" in str(error)
 
 
 def test_the_endpoint_is_normalized(write_spec: Any) -> None:
