@@ -12,15 +12,33 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from azfinetune.catalog._foundry import (
+    FoundryCatalog,
+    FoundryModel,
+    FoundryRange,
+    FoundryRanges,
+    TrainingTypeName,
+    find_foundry_model,
+    foundry_catalog,
+    foundry_model_ids,
+)
 from azfinetune.errors import CatalogError
 
 __all__ = [
     "Architecture",
+    "FoundryCatalog",
+    "FoundryModel",
+    "FoundryRange",
+    "FoundryRanges",
     "ModelInfo",
     "ServerlessInfo",
     "ServerlessStatus",
     "SkuInfo",
+    "TrainingTypeName",
+    "find_foundry_model",
     "find_model",
+    "foundry_catalog",
+    "foundry_model_ids",
     "get_model",
     "get_sku",
     "list_models",

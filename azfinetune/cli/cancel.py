@@ -6,22 +6,25 @@ import click
 from rich.markup import escape
 
 from azfinetune.cli._app import Application
+from azfinetune.cli._foundry_flags import FoundryFlags, foundry_options, job_client
 from azfinetune.cli.jobs import WorkspaceFlags, echo_json, styled_status, workspace_options
 
 
 @click.command()
 @click.argument("name")
 @workspace_options
+@foundry_options
 @click.option("--json", "as_json", is_flag=True, help="Print the job after the request as JSON.")
 @click.pass_obj
 def cancel(
     app: Application,
     name: str,
     workspace: WorkspaceFlags,
+    foundry: FoundryFlags,
     as_json: bool,
 ) -> None:
     """Cancel job NAME (a finished job stays as it is)."""
-    client = workspace.client()
+    client = job_client(workspace, foundry, name=name)
     if as_json:
         echo_json(client.cancel(name).to_dict())
         return

@@ -11,6 +11,7 @@ import click
 from rich.markup import escape
 
 from azfinetune.cli._app import Application
+from azfinetune.cli._foundry_flags import FoundryFlags, foundry_options, is_foundry, print_foundry_deploy
 
 
 def _ml_client() -> Any:
@@ -26,11 +27,21 @@ def _ml_client() -> Any:
 @click.option("--name", "endpoint", metavar="NAME", help="Endpoint name (default: from the model name).")
 @click.option("--model-version", default="1", show_default=True, help="Version of the registered model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint as JSON.")
+@foundry_options
 @click.pass_obj
 def deploy(
-    app: Application, job: str, serverless: bool, endpoint: str | None, model_version: str, as_json: bool
+    app: Application,
+    job: str,
+    serverless: bool,
+    endpoint: str | None,
+    model_version: str,
+    as_json: bool,
+    foundry: FoundryFlags,
 ) -> None:
     """Deploy the model that fine-tuning job JOB registered, and print how to call it."""
+    if is_foundry(foundry, name=job):
+        print_foundry_deploy(app, foundry.client(), job, deployment=endpoint)
+        return
     from azfinetune.deploy import (
         deploy_serverless,
         endpoint_name,

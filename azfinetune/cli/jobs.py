@@ -167,12 +167,12 @@ def job_details(info: JobInfo) -> Table:
     return table
 
 
-def next_steps(app: Application, name: str) -> None:
-    """The commands a user wants next (SkyPilot's habit)."""
+def next_steps(app: Application, name: str, *, flags: str = "") -> None:
+    """The commands a user wants next (SkyPilot's habit); `flags` are the ones they need to reach the job."""
     quoted = name if re.fullmatch(r"[A-Za-z0-9_.-]+", name) else f"'{name}'"
-    app.out.print(f"To stream logs:   azfinetune logs {escape(quoted)} --follow")
-    app.out.print(f"To check status:  azfinetune status {escape(quoted)}")
-    app.out.print(f"To cancel:        azfinetune cancel {escape(quoted)}")
+    app.out.print(f"To stream logs:   azfinetune logs {escape(quoted)} --follow{escape(flags)}")
+    app.out.print(f"To check status:  azfinetune status {escape(quoted)}{escape(flags)}")
+    app.out.print(f"To cancel:        azfinetune cancel {escape(quoted)}{escape(flags)}")
 
 
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from azfinetune.cli._app import Application
+from azfinetune.cli._foundry_flags import FoundryFlags, foundry_options, job_client
 from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_table, parse_since, workspace_options
 
 
@@ -21,6 +22,7 @@ from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_table, parse_sinc
 )
 @click.option("--all", "all_jobs", is_flag=True, help="Every job in the workspace, not only azfinetune's.")
 @workspace_options
+@foundry_options
 @click.option("--json", "as_json", is_flag=True, help="Print the jobs as a JSON list.")
 @click.pass_obj
 def list_jobs(
@@ -31,11 +33,12 @@ def list_jobs(
     limit: int,
     all_jobs: bool,
     workspace: WorkspaceFlags,
+    foundry: FoundryFlags,
     as_json: bool,
 ) -> None:
     """List jobs, newest first."""
     cutoff = parse_since(since) if since else None
-    client = workspace.client()
+    client = job_client(workspace, foundry)
     infos = client.list(
         status=statuses or None, spec_name=spec_name, since=cutoff, limit=limit, all_jobs=all_jobs
     )

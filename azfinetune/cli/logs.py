@@ -8,6 +8,7 @@ import click
 from rich.markup import escape
 
 from azfinetune.cli._app import Application
+from azfinetune.cli._foundry_flags import FoundryFlags, foundry_options, job_client
 from azfinetune.cli.jobs import WorkspaceFlags, styled_status, workspace_options
 
 
@@ -20,6 +21,7 @@ from azfinetune.cli.jobs import WorkspaceFlags, styled_status, workspace_options
     "--timeout", type=float, default=None, help="With --follow: stop streaming after this many seconds."
 )
 @workspace_options
+@foundry_options
 @click.option(
     "--json", "as_json", is_flag=True, help="One JSON object per event (status change or log line)."
 )
@@ -30,10 +32,11 @@ def logs(
     follow: bool,
     timeout: float | None,
     workspace: WorkspaceFlags,
+    foundry: FoundryFlags,
     as_json: bool,
 ) -> None:
     """Print the logs of job NAME (the training process's output)."""
-    client = workspace.client()
+    client = job_client(workspace, foundry, name=name)
     current_file: str | None = None
     for event in client.stream(name, follow=follow, timeout=timeout):
         if as_json:

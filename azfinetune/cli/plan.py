@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from azfinetune.cli._app import Application
+from azfinetune.cli._foundry_flags import price_option, print_foundry_plan
 from azfinetune.data import validate_data
 from azfinetune.errors import AzFineTuneError
 
@@ -48,6 +49,7 @@ _VERDICT_STYLE = {
     is_flag=True,
     help="Count tokens with the model's tokenizer (from the local cache; slower) instead of ~4 characters each.",
 )
+@price_option
 @click.pass_obj
 def plan(
     app: Application,
@@ -57,12 +59,16 @@ def plan(
     as_json: bool,
     no_data: bool,
     exact_tokens: bool,
+    price: float | None,
 ) -> None:
     """Memory per GPU, fit, training time and cost of SPEC, and the alternatives (technique × ZeRO × VM size)."""
     from azfinetune.planner import plan as make_plan
     from azfinetune.spec import load_spec
 
     loaded = load_spec(spec, overrides=list(overrides))
+    if loaded.target.kind == "foundry":  # billed per trained token on Foundry's GPUs: tokens × epochs × rate
+        print_foundry_plan(app, loaded, no_data=no_data, exact=exact_tokens, price=price, as_json=as_json)
+        return
     report, note = (None, None) if no_data else _data_report(loaded, exact=exact_tokens)
     result = make_plan(loaded, data_report=report, sku=instance_type)
     if note:

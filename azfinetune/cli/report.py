@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from azfinetune.cli._app import Application
+from azfinetune.cli._foundry_flags import FoundryFlags, foundry_options, is_foundry, print_foundry_report
 
 _ROWS = (
     ("train_loss", "train loss", "{:.4f}"),
@@ -37,9 +38,14 @@ def metrics_table(metrics: dict[str, Any], title: str) -> Table:
 @click.command()
 @click.argument("run_ref", metavar="RUN")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@foundry_options
 @click.pass_obj
-def report(app: Application, run_ref: str, as_json: bool) -> None:
-    """Show a run's metrics: a local run folder (outputs/<job>/<run-id>) or an Azure ML job name."""
+def report(app: Application, run_ref: str, as_json: bool, foundry: FoundryFlags) -> None:
+    """Show a run's metrics: a local run folder (outputs/<job>/<run-id>), an Azure ML job name, or a Foundry job
+    id (ftjob-..., with its checkpoints)."""
+    if not Path(run_ref).exists() and is_foundry(foundry, name=run_ref):
+        print_foundry_report(app, foundry.client().report(run_ref), as_json=as_json)
+        return
     if Path(run_ref).exists():
         from azfinetune.local import read_run
 

@@ -5,22 +5,25 @@ from __future__ import annotations
 import click
 
 from azfinetune.cli._app import Application
+from azfinetune.cli._foundry_flags import FoundryFlags, foundry_options, job_client
 from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_details, workspace_options
 
 
 @click.command()
 @click.argument("name")
 @workspace_options
+@foundry_options
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 @click.pass_obj
 def status(
     app: Application,
     name: str,
     workspace: WorkspaceFlags,
+    foundry: FoundryFlags,
     as_json: bool,
 ) -> None:
     """Show the status of job NAME."""
-    client = workspace.client()
+    client = job_client(workspace, foundry, name=name)
     info = client.get(name)
     if as_json:
         echo_json(info.to_dict())

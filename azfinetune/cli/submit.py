@@ -11,10 +11,11 @@ import click
 from rich.markup import escape
 
 from azfinetune.cli._app import Application
+from azfinetune.cli._foundry_flags import FoundryFlags, foundry_next_step_flags, foundry_options, job_client
 from azfinetune.cli.jobs import WorkspaceFlags, echo_json, next_steps, styled_status, workspace_options
 
 if TYPE_CHECKING:
-    from azfinetune.client import FineTuneClient, SubmittedJob
+    from azfinetune.client import JobService, SubmittedJob
 
 
 @click.command()
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     "--allow-retired", is_flag=True, help="Submit even if Azure retired the model's serverless offer."
 )
 @workspace_options
+@foundry_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def submit(
@@ -48,19 +50,23 @@ def submit(
     new_run: bool,
     allow_retired: bool,
     workspace: WorkspaceFlags,
+    foundry: FoundryFlags,
     as_json: bool,
 ) -> None:
-    """Submit SPEC to Azure ML. The job's name comes from the spec and its data, so submitting the same spec
-    again returns the existing job instead of starting a second one (use --new-run to start another)."""
+    """Submit SPEC to Azure ML (target.kind foundry: to Azure AI Foundry). The job's name comes from the spec and
+    its data, so submitting the same spec again returns the existing job instead of starting a second one (use
+    --new-run to start another)."""
     from azfinetune.spec import load_spec
 
     if _is_job_file(spec):
-        client = workspace.client()
-        result = client.submit_job_file(spec, overrides=list(overrides), dry_run=dry_run)
-        _report(app, client, result, spec, dry_run=dry_run, wait=wait, timeout=timeout, as_json=as_json)
+        workspace_client = workspace.client()
+        result = workspace_client.submit_job_file(spec, overrides=list(overrides), dry_run=dry_run)
+        _report(
+            app, workspace_client, result, spec, dry_run=dry_run, wait=wait, timeout=timeout, as_json=as_json
+        )
         return
     loaded = load_spec(spec, overrides=list(overrides))
-    client = workspace.client(spec=loaded)
+    client = job_client(workspace, foundry, spec=loaded)
     run_suffix = datetime.now(timezone.utc).strftime("r%Y%m%d%H%M%S") if new_run else None
     if not as_json and not dry_run:
         with app.err.status(f"submitting {escape(loaded.name)}…"):
@@ -74,7 +80,7 @@ def submit(
 
 def _report(
     app: Application,
-    client: FineTuneClient,
+    client: JobService,
     result: SubmittedJob,
     spec_path: str,
     *,
@@ -92,7 +98,7 @@ def _report(
     if as_json:
         echo_json(result.to_dict())
         return
-    _print_submitted(app, result, waited=wait)
+    _print_submitted(app, result, waited=wait, flags=foundry_next_step_flags(client))
 
 
 def _is_job_file(path: str) -> bool:
@@ -109,7 +115,7 @@ def _is_job_file(path: str) -> bool:
     return schema.endswith("Job.schema.json") or data.get("type") in ("pipeline", "command", "sweep")
 
 
-def _wait(app: Application, client: FineTuneClient, name: str, *, timeout: float, quiet: bool) -> str | None:
+def _wait(app: Application, client: JobService, name: str, *, timeout: float, quiet: bool) -> str | None:
     if quiet:
         return client.wait(name, timeout=timeout).status
     with app.err.status(f"waiting for {escape(name)}…") as spinner:
@@ -121,7 +127,7 @@ def _wait(app: Application, client: FineTuneClient, name: str, *, timeout: float
     return info.status
 
 
-def _print_submitted(app: Application, result: SubmittedJob, *, waited: bool) -> None:
+def _print_submitted(app: Application, result: SubmittedJob, *, waited: bool, flags: str = "") -> None:
     uploaded = [u for u in result.uploads if u.uploaded]
     if uploaded:
         app.err.print(f"uploaded {len(uploaded)} data file{'s' if len(uploaded) != 1 else ''}")
@@ -138,14 +144,14 @@ def _print_submitted(app: Application, result: SubmittedJob, *, waited: bool) ->
     if result.studio_url:
         app.out.print(f"Studio:           {escape(result.studio_url)}")
     if not waited:
-        next_steps(app, result.name)
+        next_steps(app, result.name, flags=flags)
     elif result.status != "Completed":
         app.out.print(f"job {escape(result.name)} ended {styled_status(result.status)}")
         raise SystemExit(1)
 
 
 def _print_dry_run(app: Application, result: SubmittedJob, *, spec_path: str, as_json: bool) -> None:
-    body = _rest_body(result.job)
+    body = _rest_body(result.job, kind=result.kind)
     if as_json:
         echo_json({**result.to_dict(), "job": body})
         return
@@ -161,10 +167,15 @@ def _print_dry_run(app: Application, result: SubmittedJob, *, spec_path: str, as
     app.out.print(f"To submit it:     azfinetune submit {escape(spec_path)}")
 
 
-def _rest_body(job: Any) -> dict[str, Any] | None:
+def _rest_body(job: Any, *, kind: str) -> dict[str, Any] | None:
     """The REST body the job would be sent as (local paths relative to this folder); None if it cannot be shown."""
     from azfinetune.errors import AzFineTuneError
-    from azfinetune.targets import rest_body
+    from azfinetune.targets import get_target, rest_body
+
+    target = get_target(kind)
+    if target.service != "azureml":  # another service's requests, as its target exports them
+        document: dict[str, Any] = json.loads(target.export(job, base_dir=Path.cwd(), format="json"))
+        return document
 
     try:
         return rest_body(job, base_dir=Path.cwd())

@@ -31,6 +31,7 @@ from azfinetune.planner._time import (
     training_hours,
     training_tokens,
 )
+from azfinetune.planner._token_cost import TierCost, TokenPlan, token_plan
 
 __all__ = [
     "DEFAULT_ASSUMPTIONS",
@@ -44,7 +45,9 @@ __all__ = [
     "Plan",
     "PlannerAssumptions",
     "SkuLike",
+    "TierCost",
     "TokenEstimate",
+    "TokenPlan",
     "TrainingSetup",
     "activation_bytes_per_token",
     "estimate_memory",
@@ -56,6 +59,7 @@ __all__ = [
     "resolve_model_shape",
     "resolve_target_modules",
     "setup_from_spec",
+    "token_plan",
     "trainable_parameters",
     "training_flops",
     "training_hours",

@@ -403,6 +403,12 @@ def plan(
     """
     assume = assumptions or DEFAULT_ASSUMPTIONS
     spec = _spec_from(spec)
+    if spec.target.kind == "foundry":
+        # Foundry picks the hardware and bills trained tokens: there is no memory or VM to plan.
+        raise PlanError(
+            "a foundry job runs on the service's GPUs and is billed per trained token",
+            hint="azfinetune.planner.token_plan(spec) gives its cost (what `azfinetune plan` prints for it)",
+        )
     shape = model_shape or resolve_model_shape(spec)
     kind = spec.target.kind
     resources = spec.target.resources()

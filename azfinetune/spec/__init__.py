@@ -24,6 +24,7 @@ from azfinetune.spec._targets import (
     TARGET_MODELS,
     CommandTarget,
     FinetuningJobTarget,
+    FoundryTarget,
     LocalTarget,
     PipelineTarget,
     Priority,
@@ -33,6 +34,7 @@ from azfinetune.spec._targets import (
     TargetModel,
     TargetResources,
     TargetSpec,
+    foundry_endpoint,
     kinds_with_field,
 )
 
@@ -44,6 +46,7 @@ __all__ = [
     "DeepSpeedSpec",
     "FineTuneSpec",
     "FinetuningJobTarget",
+    "FoundryTarget",
     "LocalTarget",
     "LoraSpec",
     "LrScheduler",
@@ -67,6 +70,7 @@ __all__ = [
     "apply_overrides",
     "did_you_mean",
     "format_path",
+    "foundry_endpoint",
     "kinds_with_field",
     "load_spec",
     "model_kind",

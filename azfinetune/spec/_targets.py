@@ -12,6 +12,7 @@ import enum
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
 
@@ -19,6 +20,7 @@ __all__ = [
     "TARGET_MODELS",
     "CommandTarget",
     "FinetuningJobTarget",
+    "FoundryTarget",
     "LocalTarget",
     "PipelineTarget",
     "Priority",
@@ -28,6 +30,7 @@ __all__ = [
     "TargetModel",
     "TargetResources",
     "TargetSpec",
+    "foundry_endpoint",
     "kinds_with_field",
     "target_kind_of",
 ]
@@ -41,6 +44,7 @@ class TargetKind(str, enum.Enum):
     REGISTRY_PIPELINE = "registry-pipeline"
     SERVERLESS = "serverless"
     FINETUNING_JOB = "finetuning-job"
+    FOUNDRY = "foundry"
     LOCAL = "local"
 
 
@@ -68,8 +72,8 @@ _COMPUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,31}")
 class TargetResources:
     """What a target asks of the hardware, read the same way for every kind (by the planner and the runners).
 
-    `billing` says how the work is paid: by the VM hour (`vm`), by trained token (`serverless`), or not at all
-    (`none`, this machine)."""
+    `billing` says how the work is paid: by the VM hour (`vm`), by trained token on the service's GPUs
+    (`serverless`: classic MaaS and Foundry's fine_tuning API), or not at all (`none`, this machine)."""
 
     instance_type: str | None
     nodes: int
@@ -261,6 +265,128 @@ class FinetuningJobTarget(TargetModel):
         return TargetResources(vm, 1, None, priority, None, "vm")
 
 
+#: Spellings of Foundry's training types seen in Microsoft's docs and SDKs -> the spec's names.
+_TRAINING_TYPE_SPELLINGS = {
+    "global": "global",
+    "globalstandard": "global",
+    "global-standard": "global",
+    "standard": "standard",
+    "developer": "developer",
+    "developertier": "developer",
+    "developer-tier": "developer",
+    "data-zone": "data-zone",
+    "datazone": "data-zone",
+    "data_zone": "data-zone",
+}
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+_FOUNDRY_SUFFIX = re.compile(r"[a-z0-9][a-z0-9-]{0,8}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _training_type(value: Any) -> Any:
+    """GlobalStandard / developerTier / DataZone ... (the service's and the docs' spellings) -> our names."""
+    if isinstance(value, str):
+        return _TRAINING_TYPE_SPELLINGS.get(value.strip().lower().replace(" ", "-"), value)
+    return value
+
+
+def foundry_endpoint(value: str) -> str:
+    """A Foundry endpoint, checked and normalized: https (http only on loopback, for local fakes and proxies), no
+    credentials, query or fragment, and without a trailing `/openai/v1` (the client adds the API path)."""
+    text = value.strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.username or parts.password or "@" in parts.netloc:
+        # Checked first and never echoed: the credentials may be real.
+        raise ValueError("the endpoint must not carry credentials (the value was not printed)")
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" and not (parts.scheme == "http" and host in _LOOPBACK_HOSTS):
+        raise ValueError(
+            f"{value!r} is not an https:// endpoint, e.g. https://<resource>.services.ai.azure.com/api/projects/"
+            "<project>"
+        )
+    if not host:
+        raise ValueError(f"{value!r} has no host name")
+    if parts.query or parts.fragment:
+        raise ValueError(
+            "the endpoint takes no query string or fragment (no api-version: the v1 API has none)"
+        )
+    for tail in ("/openai/v1", "/openai"):
+        if text.lower().endswith(tail):
+            text = text[: -len(tail)]
+            break
+    return text
+
+
+class FoundryTarget(TargetModel):
+    """Azure AI Foundry's fine-tuning API (`fine_tuning/jobs`): the service's GPUs and training code, per token."""
+
+    kind: Annotated[
+        Literal["foundry"], Field(description="foundry: a fine_tuning job on an Azure AI Foundry resource.")
+    ] = "foundry"
+    endpoint: Annotated[
+        str | None,
+        Field(
+            description="Foundry project endpoint https://<resource>.services.ai.azure.com/api/projects/<project> "
+            "(or the resource endpoint); else AZURE_AI_PROJECT_ENDPOINT or --foundry-endpoint."
+        ),
+    ] = None
+    training_type: Annotated[
+        Literal["global", "standard", "developer", "data-zone"],
+        BeforeValidator(_training_type),
+        Field(
+            description="Sent as trainingType: global (GlobalStandard), standard (the resource's region), developer "
+            "(pre-emptible, about half the Global price)."
+        ),
+    ] = "global"
+    suffix: Annotated[
+        str | None,
+        Field(
+            description="Start of the fine-tuned model's suffix (up to 9 of a-z, 0-9, '-'); azfinetune adds 8 hex."
+        ),
+    ] = None
+    learning_rate_multiplier: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            description="Multiplier of the model's own learning rate (the service's learning_rate_multiplier).",
+        ),
+    ] = None
+    api_key_env: Annotated[
+        str | None,
+        Field(description="Authenticate with the API key in this environment variable instead of Entra ID."),
+    ] = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else foundry_endpoint(value)
+
+    @field_validator("suffix")
+    @classmethod
+    def _suffix(cls, value: str | None) -> str | None:
+        if value is not None and not _FOUNDRY_SUFFIX.fullmatch(value):
+            raise ValueError(
+                f"{value!r}: use 1-9 lowercase letters, digits and '-' (azfinetune appends '-' and 8 hex of the spec "
+                "hash, and the service takes at most 18 characters)"
+            )
+        return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _api_key_env(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            # Not echoed: a user may have pasted the key itself here.
+            raise ValueError(
+                "must be the NAME of an environment variable that holds the key (e.g. AZURE_OPENAI_API_KEY), never "
+                "the key itself (the value was not printed)"
+            )
+        return value
+
+    def resources(self) -> TargetResources:
+        priority = "low" if self.training_type == "developer" else "dedicated"
+        return TargetResources(None, 1, None, priority, None, "serverless")
+
+
 #: kind -> its model, in the order the docs list them.
 TARGET_MODELS: dict[str, type[TargetModel]] = {
     "local": LocalTarget,
@@ -269,6 +395,7 @@ TARGET_MODELS: dict[str, type[TargetModel]] = {
     "registry-pipeline": RegistryPipelineTarget,
     "serverless": ServerlessTarget,
     "finetuning-job": FinetuningJobTarget,
+    "foundry": FoundryTarget,
 }
 
 
@@ -290,6 +417,7 @@ TargetSpec = Annotated[
     | Annotated[PipelineTarget, Tag("pipeline")]
     | Annotated[RegistryPipelineTarget, Tag("registry-pipeline")]
     | Annotated[ServerlessTarget, Tag("serverless")]
-    | Annotated[FinetuningJobTarget, Tag("finetuning-job")],
+    | Annotated[FinetuningJobTarget, Tag("finetuning-job")]
+    | Annotated[FoundryTarget, Tag("foundry")],
     Discriminator(target_kind_of),
 ]

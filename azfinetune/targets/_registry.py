@@ -8,7 +8,15 @@ from collections.abc import Iterator
 
 from azfinetune.errors import Issue, UserInputError
 from azfinetune.spec import TARGET_MODELS, FineTuneSpec, LocalTarget
-from azfinetune.targets import command, finetuning_job, local, pipeline, registry_pipeline, serverless
+from azfinetune.targets import (
+    command,
+    finetuning_job,
+    foundry,
+    local,
+    pipeline,
+    registry_pipeline,
+    serverless,
+)
 from azfinetune.targets._protocol import RULES_DATE, Target
 
 __all__ = ["TARGETS", "as_local", "get_target", "target_issues"]
@@ -21,6 +29,7 @@ TARGETS: dict[str, Target] = {
     "registry-pipeline": registry_pipeline.TARGET,
     "serverless": serverless.TARGET,
     "finetuning-job": finetuning_job.TARGET,
+    "foundry": foundry.TARGET,
 }
 assert list(TARGETS) == list(TARGET_MODELS), "every target kind of the spec has a target, and no other"
 

@@ -1,4 +1,4 @@
-"""pytest plugin (entry point `pytest11`): the `fake_workspace` fixture, an active FakeWorkspace per test."""
+"""pytest plugin (entry point `pytest11`): the `fake_workspace` and `fake_foundry` fixtures, one active fake per test."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from azfinetune.testing.fake_foundry import FakeFoundry
     from azfinetune.testing.fake_workspace import FakeWorkspace
 
 
@@ -16,6 +17,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "fake_workspace(**kwargs): keyword arguments for the `fake_workspace` fixture's FakeWorkspace "
         "(subscription_id, resource_group, workspace, location, computes, progression, ...)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "fake_foundry(**kwargs): keyword arguments for the `fake_foundry` fixture's FakeFoundry "
+        "(project, api_key, progression, file_polls, keep_metadata, ...)",
     )
 
 
@@ -30,3 +36,17 @@ def fake_workspace(request: pytest.FixtureRequest) -> Iterator[FakeWorkspace]:
         kwargs.update(marker.kwargs)
     with FakeWorkspace(**kwargs) as ws:
         yield ws
+
+
+@pytest.fixture
+def fake_foundry(request: pytest.FixtureRequest) -> Iterator[FakeFoundry]:
+    """A running FakeFoundry (configure it with `@pytest.mark.fake_foundry(...)`); it serves on 127.0.0.1, so
+    under pytest-socket mark the test `@pytest.mark.allow_hosts(["127.0.0.1"])`."""
+    from azfinetune.testing.fake_foundry import FakeFoundry
+
+    kwargs: dict[str, Any] = {}
+    marker = request.node.get_closest_marker("fake_foundry")
+    if marker is not None:
+        kwargs.update(marker.kwargs)
+    with FakeFoundry(**kwargs) as fake:
+        yield fake

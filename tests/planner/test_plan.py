@@ -45,6 +45,15 @@ def _dict_spec(tmp_path: Path | None = None, **sections: Any) -> Any:
 @pytest.mark.parametrize("path", [pytest.param(p, id=p.stem) for p in EXAMPLE_SPECS])
 def test_every_example_plans(path: Path) -> None:
     spec = load_spec(path)
+    if spec.target.kind == "foundry":
+        # Billed per trained token on Foundry's GPUs: token_plan() (what `azfinetune plan` prints), not memory.
+        from azfinetune.planner import token_plan
+
+        with pytest.raises(PlanError, match="per trained token"):
+            plan(spec)
+        priced = token_plan(spec)
+        assert priced.billed_tokens and priced.cost_note and len(priced.tiers) == 3
+        return
     if find_model(spec.model) is None and spec.model.startswith("hf:"):
         # A Hugging Face model outside the catalog: planned from its cached config.json, else a PlanError
         # that says what to give (nothing is downloaded).

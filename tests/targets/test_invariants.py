@@ -28,6 +28,7 @@ from azfinetune.cli._app import run_with_boundary
 from azfinetune.errors import SpecError
 from azfinetune.spec import TARGET_MODELS, Task, Technique
 from azfinetune.targets import build_job, check_spec
+from azfinetune.testing import validate_job_body
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS_SRC = ROOT / "jobs" / "src"
@@ -43,7 +44,10 @@ MODELS = (
     "hf:distilbert/distilbert-base-uncased",
     "azureml://registries/azureml/models/Phi-3-mini-4k-instruct/versions/15",
     "./tiny-model",
+    "Ministral-3B",
+    "gpt-4.1-mini",
 )
+FOUNDRY_MODELS = ("Ministral-3B", "Qwen-32B", "Llama-3.3-70B-Instruct", "gpt-oss-20b", "gpt-4.1-mini")
 SKUS = (
     "Standard_NC24ads_A100_v4",
     "Standard_NC48ads_A100_v4",
@@ -122,16 +126,17 @@ COMPATIBLE: dict[str, dict[str, tuple[Any, ...]]] = {
         "model": ("phi-4-mini-instruct", "phi-3-mini-4k-instruct"),
         "technique": ("lora",),
     },
+    "foundry": {"task": ("chat-completion",), "model": FOUNDRY_MODELS, "technique": ("lora",)},
 }
 # What Azure's own training code (registry pipelines, fine-tuning jobs) cannot be given.
-AZURE_CODE = ("registry-pipeline", "serverless", "finetuning-job")
+AZURE_CODE = ("registry-pipeline", "serverless", "finetuning-job", "foundry")
 
 
 @st.composite
 def spec_documents(draw: Any) -> dict[str, Any]:
     kind = draw(st.sampled_from(list(TARGET_MODELS)))
     fit = COMPATIBLE[kind] if draw(st.booleans()) else {}
-    fine_tuning_job = bool(fit) and kind in ("serverless", "finetuning-job")
+    fine_tuning_job = bool(fit) and kind in ("serverless", "finetuning-job", "foundry")
     task = draw(st.sampled_from(fit.get("task") or [t.value for t in Task]))
     technique = draw(st.sampled_from(fit.get("technique") or [t.value for t in Technique]))
     doc: dict[str, Any] = {
@@ -174,13 +179,19 @@ def spec_documents(draw: Any) -> dict[str, Any]:
     )
     if fine_tuning_job:
         choices = (("epochs", [1, 2, 3]), ("per_device_batch_size", [1, 4]), ("learning_rate", [2e-5, 1e-4]))
+    if fine_tuning_job and kind == "foundry":
+        choices = (
+            ("epochs", [1, 3, 10, 11]),
+            ("per_device_batch_size", [1, 8, 32, 64]),
+            ("seed", [7, 9, 2**31]),
+        )
     for key, values in choices:
         if draw(st.floats(0, 1)) < 0.3:
             training[key] = draw(st.sampled_from(values))
     if training:
         doc["training"] = training
     doc["target"] = draw(_target(kind))
-    if draw(st.floats(0, 1)) < 0.3:
+    if draw(st.floats(0, 1)) < (0.05 if fine_tuning_job and kind == "foundry" else 0.3):
         register: dict[str, Any] = {"model_name": "inv-model"}
         if (not fit or kind in ("pipeline",)) and draw(st.booleans()):
             register["min_eval"] = {"eval_loss": "<= 2.5"}
@@ -220,6 +231,21 @@ def _target(draw: Any, kind: str) -> dict[str, Any]:
         target["compute"] = "gpu-cluster"
         if sku:
             target["instance_type"] = sku
+    if kind == "foundry":
+        for key, values in (
+            (
+                "training_type",
+                ["global", "GlobalStandard", "globalstandard", "developer", "standard", "data-zone"],
+            ),
+            ("learning_rate_multiplier", [0.1, 1.0, 2, 10, 11]),
+            ("suffix", ["bot", "support-1"]),
+            (
+                "endpoint",
+                ["https://res.services.ai.azure.com/api/projects/p", "https://res.openai.azure.com"],
+            ),
+        ):
+            if draw(st.floats(0, 1)) < 0.4:
+                target[key] = draw(st.sampled_from(values))
     if kind == "local" and draw(st.floats(0, 1)) < 0.1:
         target["gpus_per_node"] = 1
     if draw(st.floats(0, 1)) < 0.05:  # a key of another kind
@@ -314,6 +340,11 @@ def assert_job_runs(job: Any, scratch: Path) -> None:
                 default = getattr(declared.get(name), "default", None)
                 inputs[name] = given if given is not None else (None if default is None else str(default))
             _step_accepts(_argv(command, inputs, scratch))
+        return
+    if kind == "FoundryJob":
+        # What Foundry refuses, the fake refuses: a built body must pass the fake's (the service's) checks.
+        body = job.create_body({upload.role: f"file-{upload.role}" for upload in job.uploads})
+        assert validate_job_body(body) is None, (validate_job_body(body), body)
         return
     assert kind == "CustomModelFineTuningJob", kind
     assert job.model.path.startswith("azureml://registries/")
