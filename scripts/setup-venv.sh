@@ -56,3 +56,14 @@ if [[ ",$extras," == *",deepspeed,"* ]]; then
 fi
 pip_install "${constraints[@]}" -e ".[$extras]"
 "$venv/bin/python" -c "import azfinetune"
+
+# dev: tests/testing/test_rest_schema.py re-derives FakeWorkspace's preview REST schemas from azure-ai-ml
+# 1.27.1's generated models (the last release that has them): its wheel is fetched once into the same cache,
+# so the test itself never touches the network.
+if [[ ",$extras," == *",dev,"* ]]; then
+  wheels="${AZFT_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/azfinetune/wheels}"
+  if ! compgen -G "$wheels/azure_ai_ml-1.27.1-*.whl" >/dev/null; then
+    mkdir -p "$wheels"
+    "$venv/bin/python" -m pip download -q --disable-pip-version-check --no-deps azure-ai-ml==1.27.1 -d "$wheels"
+  fi
+fi

@@ -65,9 +65,11 @@ out["code"] = str(command.code)
 out["environment"] = str(command.environment.build.path)
 pipeline = build_job(load_spec("pipeline-finetune-evaluate.yaml"))
 out["steps"] = sorted(pipeline.jobs)
-registry = build_job(load_spec("registry-chat-completion.yaml"))
+registry = build_job(load_spec("registry-chat-completion.yaml"))  # the shipped registry component specs
 out["registry"] = registry.jobs["finetune"].component
 out["serverless"] = type(build_job(load_spec("phi4-mini-serverless.yaml"))).__name__
+from azfinetune.testing._rest_schema import JOB_API_VERSIONS, job_types  # the shipped REST schemas
+out["job_types"] = job_types("2024-10-01-preview")
 print(json.dumps(out))
 """
 
@@ -92,3 +94,4 @@ def test_an_installed_wheel_builds_jobs_outside_a_checkout(installed: Path, tmp_
     assert seen["steps"] == ["evaluate", "finetune", "merge_adapter", "register", "validate_data"]
     assert seen["registry"].startswith("azureml://registries/azureml/components/chat_completion_pipeline/")
     assert seen["serverless"] == "CustomModelFineTuningJob"
+    assert "FineTuning" in seen["job_types"]

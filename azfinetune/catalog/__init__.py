@@ -25,12 +25,14 @@ from azfinetune.catalog._foundry import (
 from azfinetune.errors import CatalogError
 
 __all__ = [
+    "DEFAULT_MAX_SEQ_LENGTH",
     "Architecture",
     "FoundryCatalog",
     "FoundryModel",
     "FoundryRange",
     "FoundryRanges",
     "ModelInfo",
+    "RegistryAsset",
     "ServerlessInfo",
     "ServerlessStatus",
     "SkuInfo",
@@ -41,9 +43,11 @@ __all__ = [
     "foundry_model_ids",
     "get_model",
     "get_sku",
+    "known_max_seq_length",
     "list_models",
     "list_skus",
     "model_aliases",
+    "resolve_max_seq_length",
     "sku_names",
 ]
 
@@ -60,6 +64,9 @@ _REGISTRY_URI = re.compile(
     re.IGNORECASE,
 )
 _SKU_PREFIX = "standard_"
+#: Tokens per example assumed for `max_seq_length: auto` when the catalog does not know the model (the planner's
+#: estimate only: the job itself reads the model's own maximum from its config).
+DEFAULT_MAX_SEQ_LENGTH = 2048
 
 
 class _Fact(BaseModel):
@@ -83,10 +90,18 @@ class Architecture(_Fact):
     max_position_embeddings: int = Field(gt=0)
     tie_word_embeddings: bool
     parameters: int = Field(gt=0, description="Total parameter count, embeddings included (tied ones once).")
+    head_dim: int = Field(
+        default=0,
+        ge=0,
+        description="config.json head_dim where it is not hidden_size / num_attention_heads (Mistral-Nemo: 128).",
+    )
 
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
+    @model_validator(mode="after")
+    def _default_head_dim(self) -> Architecture:
+        if not self.head_dim:
+            # Frozen: the derived default is set once, through object.__setattr__.
+            object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
+        return self
 
     @property
     def embedding_parameters(self) -> int:
@@ -96,8 +111,13 @@ class Architecture(_Fact):
 
     @model_validator(mode="after")
     def _check_heads(self) -> Architecture:
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError("hidden_size must be a multiple of num_attention_heads")
+        if (
+            self.head_dim * self.num_attention_heads != self.hidden_size
+            and "head_dim" not in self.model_fields_set
+        ):
+            raise ValueError(
+                "hidden_size must be a multiple of num_attention_heads (or head_dim must be given)"
+            )
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
         return self
@@ -113,6 +133,11 @@ class ServerlessInfo(_Fact):
     retired: date | None = None
     alternative: str | None = Field(
         default=None, description="Catalog alias to suggest once this is retired."
+    )
+    verified: bool = Field(
+        default=True,
+        description="False: the offer is on record (a sample, an older docs revision) but the current docs do not "
+        "confirm it; validate warns.",
     )
     source: str
     note: str | None = None
@@ -136,26 +161,84 @@ class ServerlessInfo(_Fact):
         return self
 
 
-class ModelInfo(_Fact):
-    """One fine-tunable model: where it lives (Hugging Face, Azure ML registry) and its shape."""
+class RegistryAsset(_Fact):
+    """What the Azure ML registry's model asset says about fine-tuning the model (its spec.yaml tags).
 
-    alias: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$", description="Lowercase Hugging Face model name.")
+    Azure's own training code (registry pipelines, fine-tuning jobs) follows these; azfinetune's own jobs do not
+    need them. `model_specific_defaults` are never applied by Azure: the samples merge them into the pipeline's
+    inputs client-side, and so does azfinetune (filtered to the inputs the component declares)."""
+
+    verified: bool = Field(
+        description="True: read from the asset's spec.yaml in Azure/azureml-assets; False: the asset is not there "
+        "and these facts come from samples or docs (tasks are then warned about, not refused)."
+    )
+    source: str = Field(description="Where the facts were read, with the commit.")
+    fine_tuning_tasks: list[str] = Field(
+        default_factory=list,
+        description="The asset's fineTuningTasks as spec tasks (its text-generation is text-completion); empty = "
+        "not on record.",
+    )
+    model_specific_defaults: dict[str, str] = Field(
+        default_factory=dict,
+        description="The asset's model_specific_defaults, exactly, as the strings azure-ai-ml sends (keys that are "
+        "not pipeline inputs, e.g. learning_rate_min, included).",
+    )
+    finetune_compute_allow_list: list[str] = Field(
+        default_factory=list, description="VM sizes the asset allows for fine-tuning; empty = not on record."
+    )
+    model_format: Literal["mlflow_model", "custom_model"] = Field(
+        default="mlflow_model",
+        description="The asset's type: an MLflow model, or a custom (PyTorch) model that registry pipelines take "
+        "as pytorch_model_path.",
+    )
+    archived: bool = Field(default=False, description="isArchived: hidden from the catalog UI.")
+    finetune_deprecated: date | None = None
+    finetune_retired: date | None = None
+    note: str | None = None
+
+    def lists_task(self, task: str) -> bool | None:
+        """Whether the asset lists `task` (a spec task) for fine-tuning; None when its tasks are not on record."""
+        if not self.fine_tuning_tasks:
+            return None
+        return task in self.fine_tuning_tasks
+
+    def allows_compute(self, vm_size: str) -> bool | None:
+        """Whether `vm_size` is on the asset's fine-tuning compute allow-list (any case); None when there is none."""
+        if not self.finetune_compute_allow_list:
+            return None
+        wanted = vm_size.strip().lower()
+        if not wanted.startswith(_SKU_PREFIX):
+            wanted = _SKU_PREFIX + wanted
+        return wanted in {name.lower() for name in self.finetune_compute_allow_list}
+
+
+class ModelInfo(_Fact):
+    """One fine-tunable model: where it lives (Hugging Face, Azure ML registry), its shape and its asset's facts."""
+
+    alias: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$", description="Lowercase model name.")
     display_name: str
-    hf_id: str = Field(pattern=r"^[^/\s]+/[^/\s]+$")
+    hf_id: str | None = Field(
+        default=None, pattern=r"^[^/\s]+/[^/\s]+$", description="None: no public Hugging Face weights."
+    )
     registry: str = Field(description="Azure ML registry that holds the asset, e.g. azureml.")
     registry_asset: str
     registry_version: int | None = Field(default=None, description="None: refer to labels/latest.")
     publisher: str
     microsoft: bool
-    tasks: list[str] = Field(min_length=1, description="Fine-tuning tasks the registry lists for the model.")
-    architecture: Architecture
-    linear_modules: dict[str, tuple[int, int]] = Field(
-        min_length=1, description="Per decoder layer: module name -> (in_features, out_features)."
+    asset: RegistryAsset
+    max_seq_length: int = Field(
+        gt=0,
+        description="The model's own maximum tokens per example (its context window): max_seq_length: auto.",
     )
-    lora_target_modules: list[str] = Field(min_length=1)
+    architecture: Architecture | None = Field(
+        default=None, description="None: no public config.json to read it from (the planner cannot size it)."
+    )
+    linear_modules: dict[str, tuple[int, int]] = Field(
+        default_factory=dict, description="Per decoder layer: module name -> (in_features, out_features)."
+    )
+    lora_target_modules: list[str] = Field(default_factory=list)
     chat_template: bool
     serverless: ServerlessInfo | None = None
-    registry_pipeline_defaults: dict[str, str] = Field(default_factory=dict)
     sources: list[str] = Field(min_length=1)
     note: str | None = None
 
@@ -166,6 +249,11 @@ class ModelInfo(_Fact):
             return f"{base}/labels/latest"
         return f"{base}/versions/{self.registry_version}"
 
+    @property
+    def tasks(self) -> list[str]:
+        """The fine-tuning tasks the registry asset lists for the model (spec task names)."""
+        return list(self.asset.fine_tuning_tasks)
+
     def serverless_status(self, on: date | None = None) -> ServerlessStatus:
         """ "available" | "deprecated" | "retired" | "never" for serverless fine-tuning on `on` (today)."""
         if self.serverless is None:
@@ -174,6 +262,11 @@ class ModelInfo(_Fact):
 
     def lora_trainable_parameters(self, r: int, target_modules: list[str] | None = None) -> int:
         """Trainable LoRA parameters: r * (in + out) per targeted module, over every decoder layer."""
+        if self.architecture is None:
+            raise CatalogError(
+                f"the catalog does not record the architecture of {self.display_name}",
+                hint="its weights are not public; size it with the service's own limits",
+            )
         modules = self.lora_target_modules if target_modules is None else target_modules
         unknown = sorted(set(modules) - set(self.linear_modules))
         if unknown:
@@ -186,9 +279,17 @@ class ModelInfo(_Fact):
 
     @model_validator(mode="after")
     def _check_targets(self) -> ModelInfo:
+        if self.architecture is None:
+            if self.linear_modules or self.lora_target_modules:
+                raise ValueError("linear_modules and lora_target_modules need an architecture")
+            return self
+        if not self.linear_modules:
+            raise ValueError("a model with an architecture lists its linear_modules")
         missing = [m for m in self.lora_target_modules if m not in self.linear_modules]
         if missing:
             raise ValueError(f"lora_target_modules not in linear_modules: {missing}")
+        if self.max_seq_length > self.architecture.max_position_embeddings:
+            raise ValueError("max_seq_length is above the architecture's max_position_embeddings")
         return self
 
 
@@ -341,7 +442,7 @@ def find_model(ref: str) -> ModelInfo | None:
     hf_id = lowered[3:].strip() if lowered.startswith("hf:") else lowered
     if "/" in hf_id:
         for model in models.values():
-            if model.hf_id.lower() == hf_id:
+            if model.hf_id is not None and model.hf_id.lower() == hf_id:
                 return model
         return None
     return models.get(lowered)
@@ -379,6 +480,22 @@ def get_sku(name: str) -> SkuInfo:
         f"unknown VM size {name!r}; the catalog knows: {', '.join(names)}",
         hint=hint or "pick one of the sizes above, or add yours to azfinetune/catalog/skus.yaml",
     )
+
+
+def known_max_seq_length(value: int | str, model: str) -> int | None:
+    """A spec's training.max_seq_length as a number: itself, or for "auto" the model's own maximum (the catalog's
+    max_seq_length); None for "auto" on a model the catalog does not know (the job reads it from the model)."""
+    if isinstance(value, int):
+        return value
+    info = find_model(model)
+    return info.max_seq_length if info is not None else None
+
+
+def resolve_max_seq_length(value: int | str, model: str) -> int:
+    """As known_max_seq_length, with DEFAULT_MAX_SEQ_LENGTH assumed for "auto" on a model the catalog does not
+    know (for estimates: the planner's)."""
+    known = known_max_seq_length(value, model)
+    return DEFAULT_MAX_SEQ_LENGTH if known is None else known
 
 
 def _ref_stem(ref: str) -> str:

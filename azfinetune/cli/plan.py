@@ -10,6 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from azfinetune.catalog import known_max_seq_length
 from azfinetune.cli._app import Application
 from azfinetune.cli._foundry_flags import price_option, print_foundry_plan
 from azfinetune.data import validate_data
@@ -74,9 +75,12 @@ def plan(
     if note:
         result.warnings.append(note)
     if as_json:
-        app.out.out(json.dumps(result.to_dict(), indent=2), highlight=False)
+        document = result.to_dict()
+        document["value_sources"] = [item.to_dict() for item in _value_sources(loaded)]
+        app.out.out(json.dumps(document, indent=2, default=str), highlight=False)
         return
     render_plan(app, result)
+    render_value_sources(app, loaded)
 
 
 def _data_report(spec: FineTuneSpec, *, exact: bool) -> tuple[Any, str | None]:
@@ -98,7 +102,7 @@ def _data_report(spec: FineTuneSpec, *, exact: bool) -> tuple[Any, str | None]:
             path,
             task=spec.task.value,
             model=model,
-            max_seq_length=spec.training.max_seq_length,
+            max_seq_length=known_max_seq_length(spec.training.max_seq_length, spec.model),
             columns=spec.data.columns.as_dict() if spec.data.columns else None,
             serverless=spec.target.resources().billing == "serverless",
             epochs=spec.training.epochs,
@@ -258,3 +262,54 @@ def render_plan(app: Application, result: Plan) -> None:
             out.print(f"  • {escape(line)}")
     for warning in result.warnings:
         app.err.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+
+
+# -- where each value comes from (provenance) --------------------------------------------------------------
+
+_SOURCE_STYLE = {
+    "spec": "bold",
+    "model asset": "magenta",
+    "component default": "dim",
+    "azfinetune default": "cyan",
+    "service default": "dim",
+    "derived": "green",
+}
+
+
+def _value_sources(spec: FineTuneSpec) -> list[Any]:
+    from azfinetune.targets.provenance import value_sources
+
+    return value_sources(spec)
+
+
+def _shown(value: Any) -> str:
+    if hasattr(value, "path") and hasattr(value, "type"):
+        return f"{value.type}: {Path(str(value.path)).name}"
+    if value is None:
+        return "—"
+    return str(value)
+
+
+def render_value_sources(app: Application, spec: FineTuneSpec) -> None:
+    """The job's settings, each with its effective value and where it comes from (spec, model asset, component
+    default, azfinetune default, service default, derived); left-out ones show the default that applies."""
+    items = _value_sources(spec)
+    if not items:
+        return
+    table = Table(
+        title="Values and where they come from", title_justify="left", show_edge=False, pad_edge=False
+    )
+    for name in ("setting", "value", "from", "spec key"):
+        table.add_column(name)
+    for item in items:
+        style = _SOURCE_STYLE.get(item.source, "")
+        source = item.source if item.sent else f"{item.source} (not sent)"
+        value = _shown(item.value) + (f" — {item.note}" if item.note else "")
+        table.add_row(
+            escape(item.name),
+            escape(value),
+            f"[{style}]{escape(source)}[/{style}]" if style else escape(source),
+            escape(item.spec_key or ""),
+        )
+    app.out.print()
+    app.out.print(table)

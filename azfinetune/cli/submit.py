@@ -32,7 +32,11 @@ if TYPE_CHECKING:
     metavar="KEY=VALUE",
     help="Override a spec key, e.g. training.epochs=1.",
 )
-@click.option("--new-run", is_flag=True, help="Submit the same spec again as a new job (a timestamp suffix).")
+@click.option(
+    "--new-run",
+    is_flag=True,
+    help="Submit the same spec again as a new job (a timestamp suffix); pipeline steps run again (force_rerun).",
+)
 @click.option(
     "--allow-retired", is_flag=True, help="Submit even if Azure retired the model's serverless offer."
 )
@@ -66,6 +70,9 @@ def submit(
         )
         return
     loaded = load_spec(spec, overrides=list(overrides))
+    if new_run and "force_rerun" in type(loaded.target).model_fields:
+        # A deliberate new run: every pipeline step runs again instead of reusing an identical earlier one.
+        loaded.target.force_rerun = True  # type: ignore[union-attr]
     client = job_client(workspace, foundry, spec=loaded)
     run_suffix = datetime.now(timezone.utc).strftime("r%Y%m%d%H%M%S") if new_run else None
     if not as_json and not dry_run:

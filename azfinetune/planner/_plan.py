@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, cast
 
-from azfinetune.catalog import find_model, get_sku, list_skus
+from azfinetune.catalog import find_model, get_sku, list_skus, resolve_max_seq_length
 from azfinetune.errors import CatalogError, PlanError
 from azfinetune.planner._assumptions import DEFAULT_ASSUMPTIONS, GIB, PlannerAssumptions
 from azfinetune.planner._memory import (
@@ -336,7 +336,7 @@ def setup_from_spec(
     quant = method.effective_quantization
     ds = method.deepspeed
     technique = method.technique.value
-    seq = training.max_seq_length
+    seq = resolve_max_seq_length(training.max_seq_length, spec.model)
     if tokens is not None and tokens.max_tokens and not training.packing:
         seq = max(1, min(seq, tokens.max_tokens))
     targets = resolve_target_modules(shape, lora.target_modules) if technique != "full" else ()

@@ -148,6 +148,11 @@ class ModelShape:
     def from_model_info(cls, info: ModelInfo) -> ModelShape:
         """From a catalog entry: its architecture numbers, linear modules and LoRA targets."""
         arch = info.architecture
+        if arch is None:
+            raise PlanError(
+                f"the catalog does not record the architecture of {info.display_name}, so its memory is unknown",
+                hint="pass model_shape=ModelShape(...) to plan() with its numbers, if you know them",
+            )
         layernorm = arch.model_type == "phi3small"  # LayerNorm (weight + bias) instead of RMSNorm
         biased = arch.model_type == "phi3small"  # every phi3small linear has a bias
         modules = tuple(
@@ -162,6 +167,7 @@ class ModelShape:
             vocab_size=arch.vocab_size,
             linear_modules=modules,
             tie_word_embeddings=arch.tie_word_embeddings,
+            head_dim=arch.head_dim if arch.head_dim * arch.num_attention_heads != arch.hidden_size else None,
             lora_target_modules=tuple(info.lora_target_modules),
             parameters=arch.parameters,
             norm_parameters_per_layer=(4 if layernorm else 2) * arch.hidden_size,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from azfinetune.catalog import resolve_max_seq_length
 from azfinetune.planner._assumptions import DEFAULT_ASSUMPTIONS, PlannerAssumptions
 from azfinetune.planner._memory import TrainingSetup, trainable_parameters
 from azfinetune.planner._shape import ModelShape
@@ -138,6 +139,7 @@ def training_tokens(
     computes somewhat more than this.
     """
     training = spec.training
+    seq_limit = resolve_max_seq_length(training.max_seq_length, spec.model)
     global_batch = training.per_device_batch_size * training.gradient_accumulation_steps * setup.world_size
     numbers = _report_numbers(data_report) if data_report is not None else None
     examples: int | None = None
@@ -173,17 +175,17 @@ def training_tokens(
             tokens = round(per_epoch * training.epochs)
             source = f"file size: {size:,} bytes / {assumptions.bytes_per_token:g} bytes per token"
     if training.packing:
-        mean = float(training.max_seq_length)
+        mean = float(seq_limit)
     elif mean is not None:
-        mean = min(mean, float(training.max_seq_length))
+        mean = min(mean, float(seq_limit))
     steps: int | None = None
     if training.max_steps > 0:
-        per_example = mean if mean is not None else float(training.max_seq_length)
+        per_example = mean if mean is not None else float(seq_limit)
         tokens = int(training.max_steps * global_batch * per_example)
         steps = training.max_steps
         source += f"; max_steps {training.max_steps} × {global_batch} sequences × {per_example:.0f} tokens"
     elif per_epoch is not None:
-        sequences = per_epoch / training.max_seq_length if training.packing else examples
+        sequences = per_epoch / seq_limit if training.packing else examples
         if sequences:
             steps = max(1, math.ceil(sequences * training.epochs / global_batch))
     return TokenEstimate(

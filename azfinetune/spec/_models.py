@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -279,6 +280,21 @@ class MethodSpec(StrictModel):
         return self.quantization
 
 
+MAX_SEQ_LENGTH_RANGE = (16, 131072)
+
+
+def _sequence_length(value: Any) -> Any:
+    """training.max_seq_length: a whole number of tokens in range, or "auto" (one clear message for both)."""
+    if value == "auto":
+        return value
+    low, high = MAX_SEQ_LENGTH_RANGE
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be a number of tokens or auto (the model's maximum), got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"must be ≥ {low} and ≤ {high} tokens, or auto (the model's maximum); got {value}")
+    return value
+
+
 class TrainingSpec(StrictModel):
     """Training hyperparameters."""
 
@@ -292,7 +308,12 @@ class TrainingSpec(StrictModel):
         int, Field(ge=1, le=1024, description="Micro-batches per step.")
     ] = 4
     max_seq_length: Annotated[
-        int, Field(ge=16, le=131072, description="Tokens per example; longer ones are truncated.")
+        int | Literal["auto"],
+        BeforeValidator(_sequence_length),
+        Field(
+            description="Tokens per example; longer ones are truncated. 'auto' = the model's own maximum "
+            "(registry pipelines: the component's -1)."
+        ),
     ] = 2048
     precision: Annotated[Precision, Field(description="bf16 needs compute capability >= 8.0.")] = (
         Precision.BF16
@@ -302,12 +323,41 @@ class TrainingSpec(StrictModel):
     mask_prompt: Annotated[bool, Field(description="Chat: compute the loss on assistant tokens only.")] = True
     seed: Annotated[int, Field(ge=0, le=2**32 - 1, description="Random seed.")] = 42
     logging_steps: Annotated[int, Field(ge=1, le=100000, description="Log metrics every N steps.")] = 10
+    metric_for_best_model: Annotated[
+        str | None,
+        Field(
+            description="Evaluation metric that picks the checkpoint kept at the end (loss, accuracy, f1_macro, "
+            "...; the target lists its own); needs validation data.",
+        ),
+    ] = None
+    save_total_limit: Annotated[
+        int | None,
+        Field(
+            ge=-1, description="Checkpoints kept during training: N ≥ 1 the newest N (and the best), -1 all."
+        ),
+    ] = None
 
     @field_validator("max_steps")
     @classmethod
     def _steps(cls, value: int) -> int:
         if value == 0:
             raise ValueError("must be -1 (train by epochs) or at least 1, got 0")
+        return value
+
+    @field_validator("metric_for_best_model")
+    @classmethod
+    def _metric_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z][a-z0-9_]*", value):
+            raise ValueError(
+                f"must be a metric name such as loss or f1_macro (lowercase, digits, '_'), got {value!r}"
+            )
+        return value
+
+    @field_validator("save_total_limit")
+    @classmethod
+    def _checkpoints(cls, value: int | None) -> int | None:
+        if value == 0:
+            raise ValueError("must be -1 (keep every checkpoint) or at least 1, got 0")
         return value
 
 

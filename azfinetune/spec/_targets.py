@@ -184,6 +184,13 @@ class PipelineTarget(_JobTarget):
         str | None, Field(description="Serverless VM size for the CPU steps, e.g. Standard_E4s_v3.")
     ] = None
 
+    force_rerun: Annotated[
+        bool,
+        Field(
+            description="Run every step again instead of reusing an identical earlier step (submit --new-run)."
+        ),
+    ] = False
+
     @field_validator("cpu_compute")
     @classmethod
     def _cpu_compute(cls, value: str | None) -> str | None:
@@ -207,6 +214,31 @@ class RegistryPipelineTarget(_ClusterTarget):
     apply_ort: Annotated[
         bool, Field(description="Pass the component's apply_ort (no effect today: Azure ignores it).")
     ] = False
+    force_rerun: Annotated[
+        bool,
+        Field(
+            description="Run every step again instead of reusing an identical earlier step (submit --new-run)."
+        ),
+    ] = False
+    evaluation_config: Annotated[
+        str | None,
+        Field(
+            description="JSON config of the model-evaluation step: a local file, azureml:<name>:<version> or https://."
+        ),
+    ] = None
+    finetune_config_path: Annotated[
+        str | None,
+        Field(
+            description="chat-completion (component 0.0.82+): a JSON finetune config, e.g. chat_special_tokens; "
+            "needed for an hf: model that bundles none. A local file, azureml:<name>:<version> or https://."
+        ),
+    ] = None
+    trust_remote_code: Annotated[
+        bool | None,
+        Field(
+            description="chat-completion (component 0.0.82+): let preprocessing run the model repo's code."
+        ),
+    ] = None
 
     @field_validator("cpu_compute")
     @classmethod

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from azfinetune.catalog import known_max_seq_length
 from azfinetune.data import validate_data
 from azfinetune.errors import Issue, PlanError, SpecError
 from azfinetune.planner import plan
@@ -133,7 +134,7 @@ def _validate_data_files(spec: FineTuneSpec) -> dict[str, DataReport]:
             spec.resolve_path(ref),
             task=spec.task.value,
             model=str(model) if model else None,
-            max_seq_length=spec.training.max_seq_length,
+            max_seq_length=known_max_seq_length(spec.training.max_seq_length, spec.model),
             columns=columns,
             serverless=serverless,
             epochs=spec.training.epochs,

@@ -20,6 +20,8 @@ from azfinetune.catalog import find_model
 from azfinetune.errors import BuildError, Issue
 from azfinetune.spec import FineTuneSpec, Task
 from azfinetune.targets._environment import environment_issues
+from azfinetune.targets._provenance import AZFINETUNE_DEFAULT, SPEC, ValueSource
+from azfinetune.targets._rules import is_user_set
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,6 +36,8 @@ __all__ = [
     "entrypoint_args",
     "entrypoint_inputs",
     "entrypoint_outputs",
+    "entrypoint_seq_length",
+    "entrypoint_value_sources",
     "our_code_rules",
     "target_modules",
 ]
@@ -85,6 +89,22 @@ def target_modules(spec: FineTuneSpec) -> str:
         return ",".join(info.lora_target_modules)
     # A model the catalog does not know: peft's own choice of every linear layer but the head.
     return "all-linear"
+
+
+def entrypoint_seq_length(spec: FineTuneSpec) -> int | str:
+    """--max-seq-length: the spec's number (azfinetune's default capped at the model's maximum); for auto the
+    catalog model's maximum, else "auto" (the job reads the model's own maximum from its config)."""
+    value = spec.training.max_seq_length
+    info = find_model(spec.model)
+    if value == "auto":
+        return info.max_seq_length if info is not None else "auto"
+    if (
+        info is not None
+        and value > info.max_seq_length
+        and "max_seq_length" not in spec.training.model_fields_set
+    ):
+        return info.max_seq_length  # azfinetune's default, capped at the model's maximum (e.g. BERT's 512)
+    return value
 
 
 def _check_names(
@@ -148,7 +168,7 @@ def entrypoint_args(
         warmup_ratio=training.warmup_ratio,
         per_device_batch_size=training.per_device_batch_size,
         gradient_accumulation_steps=training.gradient_accumulation_steps,
-        max_seq_length=training.max_seq_length,
+        max_seq_length=entrypoint_seq_length(spec),
         precision=training.precision.value,
         gradient_checkpointing=training.gradient_checkpointing,
         packing=training.packing,
@@ -159,6 +179,8 @@ def entrypoint_args(
         # References only: the job resolves them from Key Vault with its managed identity.
         secret=[f"{name}={spec.secrets[name]}" for name in sorted(spec.secrets)],
         logging_steps=training.logging_steps,
+        metric_for_best_model=training.metric_for_best_model,
+        save_total_limit=training.save_total_limit,
     )
     if spec.task.value == "chat-completion":
         values["mask_prompt"] = training.mask_prompt
@@ -192,3 +214,73 @@ def command_line(args: list[str], *, module: str = ENTRYPOINT_MODULE) -> str:
     """`python -m finetune ...` as one shell line; `${{inputs.x}}` placeholders stay unquoted for Azure ML."""
     words = ["python", "-m", module, *args]
     return " ".join(word if _PLACEHOLDER.match(word) else shlex.quote(word) for word in words)
+
+
+_ENTRYPOINT_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("--technique", "method.technique"),
+    ("--epochs", "training.epochs"),
+    ("--max-steps", "training.max_steps"),
+    ("--learning-rate", "training.learning_rate"),
+    ("--lr-scheduler", "training.lr_scheduler"),
+    ("--warmup-ratio", "training.warmup_ratio"),
+    ("--per-device-batch-size", "training.per_device_batch_size"),
+    ("--gradient-accumulation-steps", "training.gradient_accumulation_steps"),
+    ("--max-seq-length", "training.max_seq_length"),
+    ("--precision", "training.precision"),
+    ("--gradient-checkpointing", "training.gradient_checkpointing"),
+    ("--packing", "training.packing"),
+    ("--seed", "training.seed"),
+    ("--optimizer", "method.optimizer"),
+    ("--logging-steps", "training.logging_steps"),
+)
+
+
+def spec_value(spec: FineTuneSpec, dotted: str) -> Any:
+    node: Any = spec
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return getattr(node, "value", node)  # enums as their text
+
+
+def entrypoint_value_sources(spec: FineTuneSpec) -> list[ValueSource]:
+    """The entry point's flags for a spec with their values and sources (the spec, or azfinetune's default)."""
+
+    def source(key: str) -> str:
+        return SPEC if is_user_set(spec, key) else AZFINETUNE_DEFAULT
+
+    found: list[ValueSource] = []
+    for flag, key in _ENTRYPOINT_SETTINGS:
+        value: Any = spec_value(spec, key)
+        note = None
+        if key == "training.max_seq_length":
+            sent = entrypoint_seq_length(spec)
+            if value == "auto":
+                note = "auto: the model's own maximum" + (" (read by the job)" if sent == "auto" else "")
+            elif sent != value:
+                note = f"azfinetune's default {value}, capped at the model's maximum"
+            value = sent
+        found.append(ValueSource(flag, value, source(key), True, key, note))
+    if spec.method.uses_adapter:
+        lora = spec.method.effective_lora
+        for flag, name in (("--lora-r", "r"), ("--lora-alpha", "alpha"), ("--lora-dropout", "dropout")):
+            key = f"method.lora.{name}"
+            found.append(ValueSource(flag, getattr(lora, name), source(key), True, key))
+        modules = target_modules(spec)
+        key = "method.lora.target_modules"
+        note = None if is_user_set(spec, key) else "auto: the catalog's modules of the model"
+        found.append(ValueSource("--target-modules", modules, source(key), True, key, note))
+    if spec.task.value == "chat-completion":
+        key = "training.mask_prompt"
+        found.append(ValueSource("--mask-prompt", spec.training.mask_prompt, source(key), True, key))
+    for flag, key in (
+        ("--metric-for-best-model", "training.metric_for_best_model"),
+        ("--save-total-limit", "training.save_total_limit"),
+    ):
+        value = spec_value(spec, key)
+        if value is None:
+            found.append(
+                ValueSource(flag, None, AZFINETUNE_DEFAULT, False, key, "not sent: no checkpoints kept")
+            )
+        else:
+            found.append(ValueSource(flag, value, SPEC, True, key))
+    return found

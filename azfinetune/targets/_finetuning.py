@@ -11,6 +11,7 @@ from azfinetune.errors import BuildError, Issue
 from azfinetune.spec import FineTuneSpec, FinetuningJobTarget, Technique, model_kind
 from azfinetune.targets._common import azfinetune_tags, job_name
 from azfinetune.targets._protocol import TargetBase, WorkspaceSession
+from azfinetune.targets._provenance import SERVICE_DEFAULT, SPEC, ValueSource
 from azfinetune.targets._rules import unsupported_keys
 
 if TYPE_CHECKING:
@@ -196,6 +197,23 @@ def pin_model_version(job: Any, version: str | int) -> None:
     )
 
 
+def finetuning_value_sources(spec: FineTuneSpec) -> list[ValueSource]:
+    """The service's hyperparameters for a spec: the spec's value, or the model's default in Azure."""
+
+    sent = finetuning_hyperparameters(spec)
+    found = []
+    for key, name in sorted(SERVERLESS_HYPERPARAMETERS.items(), key=lambda item: item[1]):
+        if name in sent:
+            found.append(ValueSource(name, sent[name], SPEC, True, f"training.{key}"))
+        else:
+            found.append(
+                ValueSource(
+                    name, None, SERVICE_DEFAULT, False, f"training.{key}", "the model's default in Azure"
+                )
+            )
+    return found
+
+
 def _pin_latest_model(session: WorkspaceSession, job: Any) -> None:
     """A `labels/latest` model is pinned to the version the registry names now (one request)."""
     reference = latest_model_reference(job)
@@ -271,3 +289,6 @@ class FineTuningTargetBase(TargetBase):
 
     def presubmit(self, session: WorkspaceSession, spec: FineTuneSpec, job: Any) -> None:
         _pin_latest_model(session, job)
+
+    def value_sources(self, spec: FineTuneSpec) -> list[ValueSource]:
+        return finetuning_value_sources(spec)

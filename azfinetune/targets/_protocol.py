@@ -11,7 +11,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from azfinetune.errors import Issue
 from azfinetune.spec import FineTuneSpec, TargetModel, Task, Technique
+from azfinetune.targets._entrypoint import entrypoint_value_sources
 from azfinetune.targets._export import ExportFormat, export_job
+from azfinetune.targets._provenance import ValueSource
 from azfinetune.targets._rules import common_rules
 
 __all__ = ["ExportFormat", "Target", "TargetBase", "WorkspaceSession"]
@@ -76,6 +78,10 @@ class Target(Protocol):
 
     def presubmit(self, session: WorkspaceSession, spec: FineTuneSpec, job: Any) -> None: ...
 
+    def value_sources(self, spec: FineTuneSpec) -> list[ValueSource]:
+        """Every setting the job carries (or leaves to the other side): its effective value and its source."""
+        ...
+
 
 class TargetBase(abc.ABC):
     """Shared behaviour of the built-in kinds: the catalog rules, the export of azure.ai.ml jobs, no pre-submit."""
@@ -89,7 +95,7 @@ class TargetBase(abc.ABC):
     service: ClassVar[str] = "azureml"
 
     def rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
-        yield from common_rules(spec, today=self.today())
+        yield from common_rules(spec, today=self.today(), our_code=self.runs_our_code)
         yield from self.own_rules(spec)
 
     def own_rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
@@ -108,6 +114,10 @@ class TargetBase(abc.ABC):
 
     def presubmit(self, session: WorkspaceSession, spec: FineTuneSpec, job: Any) -> None:
         return None
+
+    def value_sources(self, spec: FineTuneSpec) -> list[ValueSource]:
+        """Our own entry point's flags (spec or azfinetune default) for the kinds that run our code."""
+        return entrypoint_value_sources(spec) if self.runs_our_code else []
 
     def __repr__(self) -> str:
         return f"<target {self.kind}>"

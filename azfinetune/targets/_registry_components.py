@@ -112,6 +112,8 @@ class ComponentContract:
     path: Path
     inputs: dict[str, InputSpec]
     outputs: dict[str, str] = field(default_factory=dict)
+    #: Per output: its declared `mode` and `description` (what the samples' pipeline-level outputs copy).
+    output_details: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def required(self) -> list[str]:
@@ -173,6 +175,10 @@ def contract(name: str) -> ComponentContract:
         key: str((value or {}).get("type", "uri_folder"))
         for key, value in (document.get("outputs") or {}).items()
     }
+    details = {
+        key: {k: str(v).strip() for k, v in (value or {}).items() if k in ("mode", "description")}
+        for key, value in (document.get("outputs") or {}).items()
+    }
     return ComponentContract(
         name=str(document["name"]),
         version=str(document["version"]),
@@ -180,6 +186,7 @@ def contract(name: str) -> ComponentContract:
         path=path,
         inputs=inputs,
         outputs=outputs,
+        output_details=details,
     )
 
 

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from azft_contract import BEST_MODEL_METRICS
+
 from azfinetune.catalog import ModelInfo, SkuInfo, find_model, get_model, get_sku, list_models
 from azfinetune.errors import CatalogError, Issue
 from azfinetune.spec import FineTuneSpec, did_you_mean, model_kind
@@ -67,13 +69,18 @@ def unsupported_keys(
         )
 
 
-def common_rules(spec: FineTuneSpec, *, today: dt.date | None = None) -> Iterator[Issue]:
-    """The catalog checks every target makes (errors and warnings)."""
+def common_rules(
+    spec: FineTuneSpec, *, today: dt.date | None = None, our_code: bool = False
+) -> Iterator[Issue]:
+    """The catalog checks every target makes (errors and warnings). `our_code`: the target runs this project's
+    entry point (then azfinetune's own defaults are sent, and the entry point's own checks apply)."""
     yield from _model_known(spec)
     yield from _vm_sizes(spec, today or dt.date.today())
-    yield from _precision_vs_gpu(spec)
+    yield from _precision_vs_gpu(spec, our_code=our_code)
     yield from _gpus_per_node(spec)
     yield from _sequence_length(spec)
+    if our_code:
+        yield from _checkpoint_selection(spec)
     yield from _target_modules(spec)
     yield from _data_refs(spec)
 
@@ -126,10 +133,12 @@ def _vm_sizes(spec: FineTuneSpec, today: dt.date) -> Iterator[Issue]:
         yield Issue("target.instance_type", f"{vm.name} has no GPU for distributed training")
 
 
-def _precision_vs_gpu(spec: FineTuneSpec) -> Iterator[Issue]:
+def _precision_vs_gpu(spec: FineTuneSpec, *, our_code: bool) -> Iterator[Issue]:
     sku = sku_of(spec)
     if sku is None or sku.gpus == 0:
         return
+    if not our_code and not is_user_set(spec, "training.precision"):
+        return  # Azure's code trains: azfinetune's default precision is not sent (the asset's or Azure's applies)
     if spec.training.precision.value == "bf16" and sku.compute_capability < 8.0:
         yield Issue(
             "training.precision",
@@ -154,14 +163,43 @@ def _gpus_per_node(spec: FineTuneSpec) -> Iterator[Issue]:
 
 def _sequence_length(spec: FineTuneSpec) -> Iterator[Issue]:
     info = catalog_model(spec)
-    if info is None:
-        return
-    limit = info.architecture.max_position_embeddings
-    if spec.training.max_seq_length > limit:
+    wanted = spec.training.max_seq_length
+    if wanted == "auto" and info is None and spec.target.kind == "pipeline":
         yield Issue(
             "training.max_seq_length",
-            f"{info.display_name} has a context of {limit} tokens, got max_seq_length {spec.training.max_seq_length}",
-            hint=f"set max_seq_length ≤ {limit}, or use a long-context variant of the model",
+            f"max_seq_length: auto needs a model the catalog knows for target.kind pipeline (its data and evaluation "
+            f"steps take a number); {spec.model} is not one",
+            hint="set training.max_seq_length to the model's context length",
+        )
+    if info is None or wanted == "auto":
+        return
+    limit = info.max_seq_length
+    # azfinetune's default is capped at the model's maximum where it is larger (entrypoint_seq_length).
+    if wanted > limit and is_user_set(spec, "training.max_seq_length"):
+        yield Issue(
+            "training.max_seq_length",
+            f"{info.display_name} has a context of {limit} tokens, got max_seq_length {wanted}",
+            hint=f"set max_seq_length ≤ {limit} (or auto, the model's maximum), or use a long-context variant",
+        )
+
+
+def _checkpoint_selection(spec: FineTuneSpec) -> Iterator[Issue]:
+    """training.metric_for_best_model for the entry point: a metric it computes, and validation data to compute it."""
+    metric = spec.training.metric_for_best_model
+    if metric is None:
+        return
+    known = BEST_MODEL_METRICS.get(spec.task.value, ("loss",))
+    if metric not in known:
+        yield Issue(
+            "training.metric_for_best_model",
+            f"azfinetune's trainer computes {', '.join(known)} for {spec.task.value}, not {metric}",
+            hint=f"use one of {', '.join(known)}, or target.kind: registry-pipeline for the registry's metrics",
+        )
+    if spec.data.validation is None:
+        yield Issue(
+            "training.metric_for_best_model",
+            "choosing the best checkpoint needs data.validation: the metric is computed on it after every epoch",
+            hint="add data.validation, or remove metric_for_best_model",
         )
 
 

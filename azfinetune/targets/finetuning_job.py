@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from azfinetune.errors import Issue
 from azfinetune.spec import FineTuneSpec, FinetuningJobTarget, Task, model_kind
+from azfinetune.targets._asset_rules import asset_compute_rules, asset_retirement_rules, asset_task_rules
 from azfinetune.targets._finetuning import FineTuningTargetBase
 from azfinetune.targets._rules import catalog_model
 
@@ -34,6 +35,15 @@ class _FinetuningJob(FineTuningTargetBase):
                 hint="use a catalog alias or azureml://registries/<registry>/models/<name>/versions/<v>, "
                 "or target.kind: command for other models",
             )
+        info = catalog_model(spec)
+        yield from asset_task_rules(spec, info, what="Azure's fine-tuning job", hf_way_out=False)
+        if isinstance(target, FinetuningJobTarget):
+            sizes = [("target.instance_type", target.instance_type)] if target.instance_type else []
+            sizes += [
+                (f"target.instance_types[{i}]", name) for i, name in enumerate(target.instance_types or [])
+            ]
+            yield from asset_compute_rules(info, sizes)
+        yield from asset_retirement_rules(info, self.today())
         yield from super().own_rules(spec)
 
 

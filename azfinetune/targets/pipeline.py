@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from azfinetune.catalog import resolve_max_seq_length
 from azfinetune.errors import BuildError, Issue
 from azfinetune.spec import FineTuneSpec, PipelineTarget
 from azfinetune.targets._common import TAG_PREFIX, azfinetune_tags, job_name
@@ -239,7 +240,7 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
             validation_file=data["validation"],
             test_file=data["test"],
             columns=columns,
-            max_seq_length=spec.training.max_seq_length,
+            max_seq_length=resolve_max_seq_length(spec.training.max_seq_length, spec.model),
         )
         _place(validate_data, computes["validate_data"])
         ft_bound = {"model": pipeline_inputs["model"], "train": validate_data.outputs.train_data}
@@ -282,7 +283,7 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
             data_file=data[eval_role],
             split=eval_role,
             columns=columns,
-            max_seq_length=spec.training.max_seq_length,
+            max_seq_length=resolve_max_seq_length(spec.training.max_seq_length, spec.model),
         )
         _place(evaluate, computes["evaluate"])
         outputs["metrics"] = evaluate.outputs.metrics
@@ -318,7 +319,8 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
         # from the exported YAML would differ.
         if not isinstance(output, str):
             output.description = None
-    job.settings = PipelineJobSettings(force_rerun=False, continue_on_step_failure=False)
+    force_rerun = isinstance(spec.target, PipelineTarget) and spec.target.force_rerun
+    job.settings = PipelineJobSettings(force_rerun=force_rerun, continue_on_step_failure=False)
     return job
 
 

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 from azfinetune.catalog import ModelInfo, find_model, get_sku
 from azfinetune.errors import BuildError, CatalogError, Issue
 from azfinetune.spec import FineTuneSpec, RegistryPipelineTarget, Technique, model_kind
+from azfinetune.targets._asset_rules import asset_compute_rules, asset_retirement_rules, asset_task_rules
 from azfinetune.targets._common import TAG_PREFIX, azfinetune_tags, job_name
 from azfinetune.targets._deepspeed import deepspeed_config, write_deepspeed_config
 from azfinetune.targets._paths import generated_dir
 from azfinetune.targets._protocol import TargetBase
+from azfinetune.targets._provenance import COMPONENT_DEFAULT, DERIVED, MODEL_ASSET, SPEC, ValueSource
 from azfinetune.targets._registry_components import (
     REGISTRY,
     TASK_COMPONENTS,
@@ -29,16 +31,20 @@ from azfinetune.targets._rules import is_user_set
 from azfinetune.targets.command import normalize_data_reference
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 __all__ = [
     "DEFAULTS_PROPERTY",
     "NODE_NAME",
     "REGISTRY_COLUMNS",
+    "SOURCES_PROPERTY",
     "TARGET",
+    "TRAINED_MODEL_OUTPUT",
     "AssetInput",
     "RegistryPipelinePlan",
+    "asset_defaults",
     "build_registry_pipeline_job",
+    "input_sources",
     "registry_pipeline_issues",
     "registry_pipeline_plan",
 ]
@@ -46,6 +52,10 @@ __all__ = [
 NODE_NAME = "finetune"
 #: Job property listing the catalog defaults the build applied (JSON object: input name -> value).
 DEFAULTS_PROPERTY = f"{TAG_PREFIX}defaults_applied"
+#: Job property: where each input the spec decides comes from (JSON object: input name -> source).
+SOURCES_PROPERTY = f"{TAG_PREFIX}value_sources"
+#: The pipeline-level output the registry's samples bind the fine-tuned MLflow model to, and register from.
+TRAINED_MODEL_OUTPUT = "trained_model"
 NOTES_PROPERTY = f"{TAG_PREFIX}notes"
 
 #: Per task: (registry input, spec data.columns keys that may name it (first one set wins), the column names
@@ -99,7 +109,10 @@ class RegistryPipelinePlan:
     version: str
     component_id: str
     inputs: dict[str, Any]
+    #: The model asset's defaults the job sends (input name -> the asset's value).
     defaults_applied: dict[str, str] = field(default_factory=dict)
+    #: Every input the spec decides, sent or left to the component, with its effective value and source.
+    sources: dict[str, ValueSource] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     technique: str = "lora"
     deepspeed_config: dict[str, Any] | None = None
@@ -183,10 +196,13 @@ def _model_inputs(spec: FineTuneSpec, info: ModelInfo | None, problems: _Problem
         return {}
     if ref.startswith("hf:"):
         return {"huggingface_id": ref[3:]}
+    # A custom (PyTorch) registry asset is the component's pytorch_model_path, an MLflow one its mlflow_model_path.
+    custom = info is not None and info.asset.model_format == "custom_model"
+    name, kind = ("pytorch_model_path", "custom_model") if custom else ("mlflow_model_path", "mlflow_model")
     if ref.startswith("azureml://registries/"):
-        return {"mlflow_model_path": AssetInput("mlflow_model", ref)}
+        return {name: AssetInput(kind, ref)}
     if info is not None:
-        return {"mlflow_model_path": AssetInput("mlflow_model", info.registry_uri)}
+        return {name: AssetInput(kind, info.registry_uri)}
     problems.add(
         "model",
         f"{ref!r} is not a registry model, a Hugging Face id or a catalog alias",
@@ -337,150 +353,327 @@ def _compute_inputs(spec: FineTuneSpec, problems: _Problems) -> dict[str, Any]:
     return inputs
 
 
-def _warmup_steps(spec: FineTuneSpec, gpus: int, problems: _Problems, notes: list[str]) -> int | None:
-    """training.warmup_ratio as the registry's warmup_steps (it takes no ratio)."""
-    training = spec.training
-    if training.warmup_ratio == 0:
-        return 0
-    if training.max_steps > 0:
-        total = training.max_steps
-    else:
-        path = _local_file(spec, "train")
-        examples = _count_examples(path) if path is not None else None
-        if examples is None:
-            if is_user_set(spec, "training.warmup_ratio"):
-                problems.add(
-                    "training.warmup_ratio",
-                    "the registry pipeline takes warmup steps, not a ratio, and the number of training steps "
-                    "is unknown for a data file that is not local",
-                    "set training.max_steps, use a local training file, or remove training.warmup_ratio",
-                )
-            else:
-                notes.append("training.warmup_ratio (default) not passed: the training-set size is unknown")
+class _Choices:
+    """The registry inputs a spec decides, each from the spec when the user set it, else from the model asset's
+    defaults (those the component declares), else left to the component's own default (not sent)."""
+
+    def __init__(
+        self,
+        spec: FineTuneSpec,
+        component: str,
+        asset_defaults: dict[str, str],
+        plan: RegistryPipelinePlan,
+        problems: _Problems,
+    ) -> None:
+        self.spec = spec
+        self.component = component
+        self.declared = contract(component).inputs
+        self.asset = dict(asset_defaults)
+        self.plan = plan
+        self.problems = problems
+        self.inputs: dict[str, Any] = {}
+
+    # -- recording ------------------------------------------------------------------------------------
+
+    def send(
+        self, name: str, value: Any, source: str, spec_key: str | None = None, note: str | None = None
+    ) -> None:
+        self.inputs[name] = value
+        self.plan.sources[name] = ValueSource(name, value, source, True, spec_key, note)
+        if source == MODEL_ASSET:
+            self.plan.defaults_applied[name] = str(self.asset[name])
+
+    def leave(self, name: str, spec_key: str | None = None, note: str | None = None) -> None:
+        """Not sent: the component's declared default applies."""
+        if name in self.declared:
+            default = self.declared[name].default
+            self.plan.sources[name] = ValueSource(name, default, COMPONENT_DEFAULT, False, spec_key, note)
+
+    def effective(self, name: str) -> Any:
+        """The value the job will use for `name`: what is sent, else the component's default."""
+        if name in self.inputs:
+            return self.inputs[name]
+        declared = self.declared.get(name)
+        return declared.default if declared is not None else None
+
+    # -- the three-way choice ------------------------------------------------------------------------
+
+    def asset_value(self, name: str) -> Any:
+        """The asset's default for `name` in the component's declared type, or None when it has none usable."""
+        raw = self.asset.get(name)
+        declared = self.declared.get(name)
+        if raw is None or declared is None:
             return None
-        if not (spec.data.validation or spec.data.test):
-            # The registry splits train 80/10/10 when no validation or test file is given.
-            examples = math.ceil(examples * 0.8)
-        world = max(gpus, 1) * spec.target.resources().nodes
-        micro_batches = math.ceil(examples / (training.per_device_batch_size * world))
-        per_epoch = max(1, math.ceil(micro_batches / training.gradient_accumulation_steps))
-        total = math.ceil(per_epoch * training.epochs)
-    return math.ceil(training.warmup_ratio * total)
-
-
-def _training_inputs(spec: FineTuneSpec, gpus: int, problems: _Problems, notes: list[str]) -> dict[str, Any]:
-    training = spec.training
-    declared = contract(TASK_COMPONENTS[spec.task.value]).inputs
-    inputs: dict[str, Any] = {}
-    if training.epochs != int(training.epochs):
-        if training.max_steps > 0:
-            inputs["num_train_epochs"] = math.ceil(
-                training.epochs
-            )  # max_steps decides; epochs only bounds it
-        else:
-            problems.add(
-                "training.epochs",
-                f"the registry pipeline trains whole epochs, got {training.epochs:g}",
-                "use a whole number of epochs, or set training.max_steps",
+        value: Any = raw
+        try:
+            if declared.type == "integer":
+                value = int(raw)
+            elif declared.type == "number":
+                value = float(raw)
+        except ValueError:
+            value = None
+        problem = (
+            declared.problem(value) if value is not None else f"{name}: {raw!r} is not a {declared.type}"
+        )
+        if problem is not None:
+            self.plan.notes.append(
+                f"the model asset's {name} {raw!r} breaks {self.component}'s contract ({problem}): not sent, "
+                "the component's default applies"
             )
-    else:
-        inputs["num_train_epochs"] = int(training.epochs)
-    inputs["max_steps"] = training.max_steps
-    inputs["per_device_train_batch_size"] = training.per_device_batch_size
-    inputs["per_device_eval_batch_size"] = training.per_device_batch_size
-    inputs["learning_rate"] = training.learning_rate
-    scheduler = training.lr_scheduler.value
-    allowed = declared["lr_scheduler_type"].enum or ()
-    if scheduler in allowed:
-        inputs["lr_scheduler_type"] = scheduler
-    else:
-        problems.add(
+            self.asset.pop(name)
+            return None
+        return value
+
+    def choose(self, name: str, spec_key: str, spec_value: Callable[[], Any] | None) -> None:
+        """`spec_value` (called only when the user set `spec_key`; None: the spec cannot express a value here)."""
+        if spec_value is not None and is_user_set(self.spec, spec_key):
+            value = spec_value()
+            if value is not None:
+                self.send(name, value, SPEC, spec_key)
+            return
+        asset = self.asset_value(name)
+        if asset is not None:
+            self.send(name, asset, MODEL_ASSET, spec_key)
+        else:
+            self.leave(name, spec_key)
+
+
+def _whole_epochs(spec: FineTuneSpec, problems: _Problems) -> int | None:
+    training = spec.training
+    if training.epochs == int(training.epochs):
+        return int(training.epochs)
+    if training.max_steps > 0:
+        return math.ceil(training.epochs)  # max_steps decides; epochs only bounds it
+    problems.add(
+        "training.epochs",
+        f"the registry pipeline trains whole epochs, got {training.epochs:g}",
+        "use a whole number of epochs, or set training.max_steps",
+    )
+    return None
+
+
+def _enum_value(choices: _Choices, name: str, key: str, value: str, what: str, fix: str) -> str | None:
+    """`value` when the component's enum for `name` has it; else a problem at `key` ("the registry pipeline has
+    no <what>") naming the values it has."""
+    allowed = choices.declared[name].enum or ()
+    if value in allowed:
+        return value
+    choices.problems.add(
+        key, f"the registry pipeline has no {what}", f"use one of {', '.join(allowed)}, {fix}"
+    )
+    return None
+
+
+def _warmup_steps(spec: FineTuneSpec, choices: _Choices, gpus: int) -> int | None:
+    """training.warmup_ratio as the registry's warmup_steps (it takes no ratio), over the job's effective epochs,
+    batch size and accumulation (the asset's or the component's where the spec sets none)."""
+    ratio = spec.training.warmup_ratio
+    if ratio == 0:
+        return 0
+    max_steps = int(choices.effective("max_steps") or -1)
+    if max_steps > 0:
+        return math.ceil(ratio * max_steps)
+    path = _local_file(spec, "train")
+    examples = _count_examples(path) if path is not None else None
+    if examples is None:
+        choices.problems.add(
+            "training.warmup_ratio",
+            "the registry pipeline takes warmup steps, not a ratio, and the number of training steps is unknown "
+            "for a data file that is not local",
+            "set training.max_steps, use a local training file, or remove training.warmup_ratio",
+        )
+        return None
+    if not (spec.data.validation or spec.data.test):
+        # The registry splits train 80/10/10 when no validation or test file is given.
+        examples = math.ceil(examples * 0.8)
+    batch = int(choices.effective("per_device_train_batch_size") or 1)
+    accumulation = int(choices.effective("gradient_accumulation_steps") or 1)
+    epochs = int(choices.effective("num_train_epochs") or 1)
+    world = max(gpus, 1) * spec.target.resources().nodes
+    micro_batches = math.ceil(examples / (batch * world))
+    per_epoch = max(1, math.ceil(micro_batches / accumulation))
+    return math.ceil(ratio * per_epoch * epochs)
+
+
+def _seq_length_input(value: int | str) -> int:
+    """training.max_seq_length as the component takes it: auto is -1, "the model's max length"."""
+    return -1 if value == "auto" else int(value)
+
+
+def _training_inputs(spec: FineTuneSpec, choices: _Choices, gpus: int) -> None:
+    training = spec.training
+    choices.choose("num_train_epochs", "training.epochs", lambda: _whole_epochs(spec, choices.problems))
+    choices.choose("max_steps", "training.max_steps", lambda: training.max_steps)
+    choices.choose(
+        "per_device_train_batch_size",
+        "training.per_device_batch_size",
+        lambda: training.per_device_batch_size,
+    )
+    choices.choose(
+        "per_device_eval_batch_size", "training.per_device_batch_size", lambda: training.per_device_batch_size
+    )
+    choices.choose(
+        "gradient_accumulation_steps",
+        "training.gradient_accumulation_steps",
+        lambda: training.gradient_accumulation_steps,
+    )
+    choices.choose("learning_rate", "training.learning_rate", lambda: training.learning_rate)
+    choices.choose(
+        "lr_scheduler_type",
+        "training.lr_scheduler",
+        lambda: _enum_value(
+            choices,
+            "lr_scheduler_type",
             "training.lr_scheduler",
-            f"the registry pipeline has no {scheduler} schedule",
-            f"use one of {', '.join(allowed)}, or target.kind: command",
-        )
-    warmup = _warmup_steps(spec, gpus, problems, notes)
-    if warmup is not None:
-        inputs["warmup_steps"] = warmup
-    inputs["gradient_accumulation_steps"] = training.gradient_accumulation_steps
-    inputs["max_seq_length"] = training.max_seq_length
-    inputs["seed"] = training.seed
-    inputs["logging_steps"] = training.logging_steps
-    optimizer = spec.method.optimizer.value
-    if optimizer in (declared["optim"].enum or ()):
-        inputs["optim"] = optimizer
-    else:
-        problems.add(
+            training.lr_scheduler.value,
+            f"{training.lr_scheduler.value} schedule",
+            "or target.kind: command",
+        ),
+    )
+    choices.choose(
+        "max_seq_length", "training.max_seq_length", lambda: _seq_length_input(training.max_seq_length)
+    )
+    choices.choose("seed", "training.seed", lambda: training.seed)
+    choices.choose("logging_steps", "training.logging_steps", lambda: training.logging_steps)
+    choices.choose(
+        "metric_for_best_model",
+        "training.metric_for_best_model",
+        lambda: _enum_value(
+            choices,
+            "metric_for_best_model",
+            "training.metric_for_best_model",
+            str(training.metric_for_best_model),
+            f"metric {training.metric_for_best_model} for {spec.task.value}",
+            "or remove it (loss)",
+        ),
+    )
+    choices.choose("save_total_limit", "training.save_total_limit", lambda: training.save_total_limit)
+    choices.choose(
+        "optim",
+        "method.optimizer",
+        lambda: _enum_value(
+            choices,
+            "optim",
             "method.optimizer",
-            f"the registry pipeline cannot use {optimizer}",
-            f"use {' or '.join(declared['optim'].enum or ())}, or target.kind: command",
-        )
+            spec.method.optimizer.value,
+            f"{spec.method.optimizer.value} optimizer: it cannot use paged or 8-bit ones",
+            "or target.kind: command",
+        ),
+    )
+    # Every step count the ratio needs is known now; warmup is derived from them.
+    if is_user_set(spec, "training.warmup_ratio"):
+        warmup = _warmup_steps(spec, choices, gpus)
+        if warmup is not None:
+            choices.send("warmup_steps", warmup, DERIVED, "training.warmup_ratio")
+    else:
+        choices.choose("warmup_steps", "training.warmup_ratio", None)
     if training.packing:
-        problems.add(
+        choices.problems.add(
             "training.packing",
             "the registry pipeline does not pack examples",
             "set packing: false, or use target.kind: command",
         )
     for key in ("gradient_checkpointing", "mask_prompt"):
         if is_user_set(spec, f"training.{key}"):
-            notes.append(f"training.{key} is not an input of the registry pipeline; the component decides")
-    return inputs
+            choices.plan.notes.append(
+                f"training.{key} is not an input of the registry pipeline; the component decides"
+            )
 
 
-def _method_inputs(
-    spec: FineTuneSpec, defaults: dict[str, str], plan: RegistryPipelinePlan, problems: _Problems
-) -> dict[str, Any]:
-    method = spec.method
-    inputs: dict[str, Any] = {}
-    technique = method.technique.value  # lora or full: the target's techniques
+def _method_inputs(spec: FineTuneSpec, choices: _Choices) -> None:
+    method, plan = spec.method, choices.plan
     technique_set = is_user_set(spec, "method.technique") or is_user_set(spec, "method.lora")
-    if not technique_set and "apply_lora" in defaults:
-        apply_lora = defaults["apply_lora"]
-        plan.defaults_applied["apply_lora"] = apply_lora
+    # method.technique is lora or full here (the target's techniques); LoRA settings alone mean LoRA.
+    if technique_set:
+        key = "method.technique" if is_user_set(spec, "method.technique") else "method.lora"
+        choices.send("apply_lora", "true" if method.technique.value == "lora" else "false", SPEC, key)
     else:
-        apply_lora = "true" if technique == "lora" else "false"
-    plan.technique = "lora" if apply_lora == "true" else "full"
-    inputs["apply_lora"] = apply_lora
-    if apply_lora == "true":
-        lora = method.effective_lora
-        if lora.target_modules != "auto":
-            problems.add(
+        choices.choose("apply_lora", "method.technique", None)
+    apply_lora = choices.effective("apply_lora") == "true"
+    plan.technique = "lora" if apply_lora else "full"
+    if apply_lora:
+        lora = method.lora
+        if lora is not None and lora.target_modules != "auto":
+            choices.problems.add(
                 "method.lora.target_modules",
                 "the registry pipeline chooses the LoRA target modules itself",
                 "remove target_modules (auto), or use target.kind: command",
             )
-        inputs.update(
-            lora_r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, merge_lora_weights="true"
-        )
-
-    if is_user_set(spec, "training.precision") or "precision" not in defaults:
-        inputs["precision"] = _PRECISION[spec.training.precision.value]
-    else:
-        inputs["precision"] = defaults["precision"]
-        plan.defaults_applied["precision"] = defaults["precision"]
+        choices.choose("lora_r", "method.lora.r", lambda: method.effective_lora.r)
+        choices.choose("lora_alpha", "method.lora.alpha", lambda: method.effective_lora.alpha)
+        choices.choose("lora_dropout", "method.lora.dropout", lambda: method.effective_lora.dropout)
+        choices.choose("merge_lora_weights", "method.lora", None)
+    choices.choose("precision", "training.precision", lambda: _PRECISION[spec.training.precision.value])
 
     ds = method.deepspeed
     if is_user_set(spec, "method.deepspeed") and ds is not None:
         if ds.stage == 0:
-            inputs["apply_deepspeed"] = "false"
+            choices.send("apply_deepspeed", "false", SPEC, "method.deepspeed.stage")
         elif ds.stage in (2, 3) and not (ds.offload_optimizer or ds.offload_params):
-            inputs.update(apply_deepspeed="true", deepspeed_stage=str(ds.stage))
+            choices.send("apply_deepspeed", "true", SPEC, "method.deepspeed")
+            choices.send("deepspeed_stage", str(ds.stage), SPEC, "method.deepspeed.stage")
         else:
             # The component's deepspeed_stage offers 2 or 3 without offload; anything else travels as a config file.
-            inputs["apply_deepspeed"] = "true"
+            choices.send("apply_deepspeed", "true", SPEC, "method.deepspeed")
+            choices.plan.sources["deepspeed"] = ValueSource(
+                "deepspeed", "<the ZeRO config azfinetune writes>", DERIVED, True, "method.deepspeed"
+            )
             plan.deepspeed_config = deepspeed_config(spec)
-    elif "apply_deepspeed" in defaults:
-        inputs["apply_deepspeed"] = defaults["apply_deepspeed"]
-        plan.defaults_applied["apply_deepspeed"] = defaults["apply_deepspeed"]
-        if defaults["apply_deepspeed"] == "true" and "deepspeed_stage" in defaults:
-            inputs["deepspeed_stage"] = defaults["deepspeed_stage"]
-            plan.defaults_applied["deepspeed_stage"] = defaults["deepspeed_stage"]
-    if isinstance(spec.target, RegistryPipelineTarget) and spec.target.apply_ort:
-        inputs["apply_ort"] = "true"
+    else:
+        choices.choose("apply_deepspeed", "method.deepspeed", None)
+        if choices.effective("apply_deepspeed") == "true":
+            choices.choose("deepspeed_stage", "method.deepspeed.stage", None)
+    target = spec.target
+    apply_ort = target.apply_ort if isinstance(target, RegistryPipelineTarget) else False
+    choices.choose("apply_ort", "target.apply_ort", lambda: "true" if apply_ort else "false")
+    if choices.effective("apply_ort") == "true":
+        where = "asked for" if apply_ort else "the model asset's default"
         plan.notes.append(
-            "apply_ort has no effect today: Azure's fine-tune code ignores it since October 2023"
+            f"apply_ort ({where}) has no effect today: Azure's fine-tune code ignores it since October 2023"
         )
-    return inputs
+
+
+def _chat_082_inputs(spec: FineTuneSpec, choices: _Choices) -> None:
+    """finetune_config_path and trust_remote_code: chat_completion_pipeline 0.0.82 only."""
+    target = spec.target
+    if not isinstance(target, RegistryPipelineTarget):
+        return
+    for key in ("finetune_config_path", "trust_remote_code"):
+        value = getattr(target, key)
+        if value is None:
+            continue
+        if key not in choices.declared:
+            choices.problems.add(
+                f"target.{key}",
+                f"{choices.component} {contract(choices.component).version} has no {key} input "
+                "(chat_completion_pipeline 0.0.82 added it)",
+                f"remove target.{key}, or use task: chat-completion",
+            )
+            continue
+        if key == "trust_remote_code":
+            choices.send(key, "true" if value else "false", SPEC, f"target.{key}")
+        else:
+            choices.send(
+                key, _file_input(spec, str(value), f"target.{key}", choices.problems), SPEC, f"target.{key}"
+            )
+    if (
+        "finetune_config_path" in choices.declared
+        and target.finetune_config_path is None
+        and spec.model.startswith("hf:")
+    ):
+        choices.plan.notes.append(
+            "a Hugging Face model without a bundled finetune config needs target.finetune_config_path "
+            f"({choices.component} reads chat_special_tokens from it)"
+        )
+
+
+def _file_input(spec: FineTuneSpec, reference: str, key: str, problems: _Problems) -> AssetInput:
+    if spec.data.is_remote(reference):
+        return AssetInput("uri_file", normalize_data_reference(reference))
+    path = spec.resolve_path(reference)
+    if not path.is_file():
+        problems.add(key, f"{reference}: no such file", "give the path relative to the spec file")
+    return AssetInput("uri_file", str(path.resolve()))
 
 
 def _data_asset(spec: FineTuneSpec, reference: str) -> AssetInput:
@@ -506,22 +699,44 @@ def _map(spec: FineTuneSpec) -> tuple[RegistryPipelinePlan, list[Issue]]:
         component=name, version=version, component_id=component_id(name, version), inputs={}
     )
     info = find_model(spec.model)
-    defaults = dict(info.registry_pipeline_defaults) if info is not None else {}
+    choices = _Choices(spec, name, asset_defaults(spec, info), plan, problems)
 
     # task_name is required and has one allowed value per component.
-    inputs: dict[str, Any] = {"task_name": (contract(name).inputs["task_name"].enum or ("",))[0]}
-    inputs.update(_model_inputs(spec, info, problems))
+    choices.send("task_name", (contract(name).inputs["task_name"].enum or ("",))[0], DERIVED, "task")
+    for key, value in _model_inputs(spec, info, problems).items():
+        choices.send(key, value, SPEC, "model")
     for role, reference in spec.data.files().items():
-        inputs[f"{role}_file_path"] = _data_asset(spec, reference)
+        choices.send(f"{role}_file_path", _data_asset(spec, reference), SPEC, f"data.{role}")
     train = _local_file(spec, "train")
     columns = _column_inputs(spec, _first_record(train) if train is not None else None, problems)
     _check_columns_in_files(spec, columns, problems)
-    inputs.update(columns)
-    inputs.update(_method_inputs(spec, defaults, plan, problems))
+    named = spec.data.columns.as_dict() if spec.data.columns else {}
+    for key, value in columns.items():
+        spec_keys = [k for reg, keys, _ in REGISTRY_COLUMNS[task] if reg == key for k in keys if k in named]
+        if spec_keys:
+            choices.send(key, value, SPEC, f"data.columns.{spec_keys[0]}")
+        else:
+            choices.send(
+                key, value, DERIVED, "data.train", "the column found in (or assumed for) the data file"
+            )
+    _method_inputs(spec, choices)
     compute = _compute_inputs(spec, problems)
-    inputs.update(compute)
+    for key, value in compute.items():
+        if key == "num_nodes_finetune" and not is_user_set(spec, "target.nodes"):
+            choices.leave(key, "target.nodes")
+            continue
+        source = (
+            DERIVED
+            if key == "number_of_gpu_to_use_finetuning" and not is_user_set(spec, "target.gpus_per_node")
+            else SPEC
+        )
+        choices.send(key, value, source, "target")
     gpus = int(compute.get("number_of_gpu_to_use_finetuning", 1))
-    inputs.update(_training_inputs(spec, gpus, problems, plan.notes))
+    _training_inputs(spec, choices, gpus)
+    _chat_082_inputs(spec, choices)
+    if isinstance(target, RegistryPipelineTarget) and target.evaluation_config is not None:
+        evaluation = _file_input(spec, target.evaluation_config, "target.evaluation_config", problems)
+        choices.send("evaluation_config", evaluation, SPEC, "target.evaluation_config")
     if spec.secrets:
         problems.add(
             "secrets",
@@ -534,14 +749,38 @@ def _map(spec: FineTuneSpec) -> tuple[RegistryPipelinePlan, list[Issue]]:
             "the registry pipeline registers its model without an evaluation gate",
             "remove min_eval, or use target.kind: pipeline (validate, fine-tune, evaluate, register if it passes)",
         )
-    # Catalog defaults the mapping above has no spec field for still apply when the component declares them.
-    declared = contract(name).inputs
-    for key, value in sorted(defaults.items()):
-        if key in declared and key not in inputs and key not in ("deepspeed_stage",):
-            inputs[key] = value
-            plan.defaults_applied[key] = value
-    plan.inputs = inputs
+    # The asset's other defaults (no spec field decides them) still apply where the component declares them.
+    for key in sorted(choices.asset):
+        if key in choices.inputs or key in plan.sources:
+            continue
+        if key not in choices.declared:
+            plan.notes.append(f"the model asset's {key} is not an input of {name}: not sent")
+            continue
+        if key == "deepspeed_stage":
+            continue  # only with apply_deepspeed, decided above
+        value = choices.asset_value(key)
+        if value is not None:
+            choices.send(key, value, MODEL_ASSET)
+    plan.inputs = choices.inputs
     return plan, problems.items
+
+
+def asset_defaults(spec: FineTuneSpec, info: ModelInfo | None) -> dict[str, str]:
+    """The model asset's model_specific_defaults that apply to this job: the catalog's, when the job fine-tunes
+    the registry asset itself (not a Hugging Face id, whose import has no asset)."""
+    if info is None or spec.model.startswith("hf:"):
+        return {}
+    return dict(info.asset.model_specific_defaults)
+
+
+def input_sources(spec: FineTuneSpec) -> list[ValueSource]:
+    """Every input of the registry job the spec decides, with its effective value and where it comes from
+    (spec, model asset, component default, derived), in the component's declaration order. Offline."""
+    plan, _ = _map(spec)
+    order = list(contract(plan.component).inputs)
+    return sorted(
+        plan.sources.values(), key=lambda item: order.index(item.name) if item.name in order else len(order)
+    )
 
 
 def registry_pipeline_issues(spec: FineTuneSpec) -> list[Issue]:
@@ -585,6 +824,9 @@ def _job_identity(spec: FineTuneSpec, plan: RegistryPipelinePlan) -> tuple[dict[
         f"{TAG_PREFIX}component": f"{plan.component}@{plan.version}",
         f"{TAG_PREFIX}component_contract": f"{plan.component}@{contract(plan.component).version}",
         DEFAULTS_PROPERTY: json.dumps(plan.defaults_applied, sort_keys=True, separators=(",", ":")),
+        SOURCES_PROPERTY: json.dumps(
+            {name: item.source for name, item in sorted(plan.sources.items())}, separators=(",", ":")
+        ),
     }
     if plan.notes:
         properties[NOTES_PROPERTY] = " | ".join(plan.notes)
@@ -597,7 +839,11 @@ def build_registry_pipeline_job(spec: FineTuneSpec) -> Any:
     """The PipelineJob that runs `azureml://registries/azureml/components/<task>_pipeline/...` for the spec.
 
     Offline: the node is made from the shipped component spec (so azure-ai-ml knows the inputs), then pointed
-    at the registry id, which the service resolves; azure-ai-ml uploads only local data files at submit."""
+    at the registry id, which the service resolves; azure-ai-ml uploads only local data files at submit.
+
+    As the registry's samples do, the node's MLflow model is bound to the pipeline-level output `trained_model`
+    (`azureml://jobs/<job>/outputs/trained_model`); with `register:` that output carries the model name, so the
+    service registers it when the job completes (the samples register it with a second call afterwards)."""
     from azure.ai.ml import Output
     from azure.ai.ml.entities import PipelineJob, PipelineJobSettings
 
@@ -607,18 +853,28 @@ def build_registry_pipeline_job(spec: FineTuneSpec) -> Any:
     node._component = plan.component_id
     node.name = NODE_NAME
     node.display_name = f"{plan.component} ({REGISTRY} registry)"
-    if spec.register is not None:
-        node.outputs.mlflow_model_folder = Output(type="mlflow_model", name=spec.register.model_name)
+    declared = contract(plan.component).output_details.get("mlflow_model_folder", {})
+    node.outputs.mlflow_model_folder = f"${{{{parent.outputs.{TRAINED_MODEL_OUTPUT}}}}}"
+    # The component's mode, as the samples' pipeline-level output has it (its description does not survive the
+    # az ml YAML, so it is not copied).
+    trained = Output(
+        type="mlflow_model",
+        mode=declared.get("mode", "rw_mount"),
+        name=spec.register.model_name if spec.register is not None else None,
+    )
     tags, properties = _job_identity(spec, plan)
+    target = spec.target
+    force_rerun = isinstance(target, RegistryPipelineTarget) and target.force_rerun
     return PipelineJob(
         name=job_name(spec),
         display_name=spec.name,
         description=spec.description,
         experiment_name=spec.name,
         jobs={NODE_NAME: node},
+        outputs={TRAINED_MODEL_OUTPUT: trained},
         tags=tags,
         properties=properties,
-        settings=PipelineJobSettings(force_rerun=False, continue_on_step_failure=False),
+        settings=PipelineJobSettings(force_rerun=force_rerun, continue_on_step_failure=False),
     )
 
 
@@ -630,15 +886,34 @@ class _RegistryPipeline(TargetBase):
 
     def own_rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
         yield from registry_pipeline_issues(spec)
-        if isinstance(spec.target, RegistryPipelineTarget) and spec.target.apply_ort:
+        target = spec.target
+        if isinstance(target, RegistryPipelineTarget) and target.apply_ort:
             yield Issue(
                 "target.apply_ort",
                 "apply_ort is passed, but Azure's fine-tune code has ignored it since October 2023: no effect today",
                 severity="warning",
             )
+        # The asset's rules bind the job only when it fine-tunes the asset (an hf: model is imported instead).
+        info = find_model(spec.model) if not spec.model.startswith("hf:") else None
+        yield from asset_task_rules(spec, info, what="the registry's pipeline", hf_way_out=True)
+        if isinstance(target, RegistryPipelineTarget) and target.instance_type:
+            yield from asset_compute_rules(info, [("target.instance_type", target.instance_type)])
+        yield from asset_retirement_rules(info, self.today())
+        if info is not None and not info.asset.model_specific_defaults:
+            yield Issue(
+                "model",
+                f"the catalog has no model_specific_defaults for {info.display_name} (its registry asset is not on "
+                "record): what the spec leaves unset takes the component's defaults (LoRA off, fp32, no DeepSpeed)",
+                hint="set method.technique, training.precision and method.deepspeed; `azfinetune plan` shows every "
+                "value and where it comes from",
+                severity="warning",
+            )
 
     def build(self, spec: FineTuneSpec) -> Any:
         return build_registry_pipeline_job(spec)
+
+    def value_sources(self, spec: FineTuneSpec) -> list[ValueSource]:
+        return input_sources(spec)
 
 
 TARGET = _RegistryPipeline()

@@ -157,6 +157,15 @@ class _Serverless(FineTuningTargetBase):
                     f"not {spec.task.value}",
                     hint="use target.kind: command to fine-tune this model for other tasks on your own compute",
                 )
+            if not info.serverless.verified:
+                yield Issue(
+                    "model",
+                    f"serverless fine-tuning of {info.display_name} is on record but not confirmed by the current "
+                    f"docs ({info.serverless.note or info.serverless.source}); the service may refuse it",
+                    hint="check the model's page in Azure AI Foundry, or fine-tune it with target.kind: "
+                    "finetuning-job or command",
+                    severity="warning",
+                )
             status = info.serverless_status(self.today())
             if status in ("retired", "deprecated"):
                 when = info.serverless.retired if status == "retired" else info.serverless.deprecated

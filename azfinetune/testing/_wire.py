@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -121,6 +121,39 @@ def mfe_error(
         "time": iso(utcnow()),
         "componentName": "managementfrontend",
     }
+
+
+def invalid_request_error(
+    message: str,
+    violations: Sequence[tuple[str, str]],
+    *,
+    code: str = "UserError",
+    detail_code: str = "InvalidRequestContent",
+) -> dict[str, Any]:
+    """The 400 body of a request the service refuses as invalid, in the ARM error shape every Jobs operation
+    declares (common-types ErrorResponse): code, message, target, details[] and additionalInfo as a LIST.
+
+    A null `additionalInfo` (Azure ML's older run-history shape) makes azure-core's ARMErrorFormat drop the whole
+    error ("Operation returned an invalid status 'Bad Request'"), so it is always a list here."""
+    target = violations[0][0] if violations else None
+    error: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "details": [{"code": detail_code, "message": text, "target": path} for path, text in violations],
+        "additionalInfo": [{"type": "ComponentName", "info": {"value": "managementfrontend"}}],
+    }
+    if target:
+        error["target"] = target
+    return {"error": error}
+
+
+def api_version_error(api_version: str | None, supported: Sequence[str], resource: str) -> dict[str, Any]:
+    """ARM's answer to an api-version the resource type does not have."""
+    return arm_error(
+        "InvalidApiVersionParameter",
+        f"The api-version '{api_version or ''}' is invalid. The supported versions are '{','.join(supported)}' "
+        f"for the resource type '{resource}'.",
+    )
 
 
 def arm_error(code: str, message: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import hashlib
 import json
 import random
@@ -21,17 +22,20 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import requests
 
+from azfinetune.testing._rest_schema import JOB_API_VERSIONS, job_body_violations
 from azfinetune.testing._wire import (
     IMMUTABLE_JOB_MESSAGE,
     STATUS_CODES,
     STORAGE_CODES,
     Response,
+    api_version_error,
     arm_error,
     blob_list_xml,
     block_list_ids,
     empty_response,
     etag,
     http_date,
+    invalid_request_error,
     iso,
     json_response,
     mfe_error,
@@ -49,7 +53,9 @@ __all__ = [
 ]
 
 DEFAULT_PROGRESSION: tuple[str, ...] = ("NotStarted", "Queued", "Running", "Completed")
-TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled", "NotResponding"})
+# Paused (a JobStatus since 2024-10-01-preview) is where a job rests until a person resumes it: terminal here,
+# as for azfinetune's client (a wait ends on it).
+TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled", "NotResponding", "Paused"})
 ML_AUDIENCE = "https://ml.azure.com"
 ARM_HOST = "management.azure.com"
 
@@ -1426,15 +1432,80 @@ class FakeWorkspace:
         return None
 
     def _referenced_missing_compute(self, props: Mapping[str, Any]) -> str | None:
-        compute_id = props.get("computeId")
-        if not isinstance(compute_id, str) or not compute_id:
-            return None
-        m = re.search(r"/workspaces/[^/]+/computes/([^/]+)$", compute_id, re.IGNORECASE)
+        """The first compute the job names that the workspace does not have: the job's computeId and, for a
+        pipeline, each node's and the default compute, as an ARM id, `azureml:<name>` or a bare name."""
+        known = {c.lower() for c in self.computes}
+        for reference in _compute_references(props):
+            name = _compute_reference_name(reference)
+            if name is not None and name.lower() not in known:
+                return name
+        return None
+
+    def _invalid_job_body(self, req: _Req, body: Mapping[str, Any]) -> Response | None:
+        """The service's refusal of a job body, or None: an api-version without a Jobs schema, a body that breaks
+        the schema of the api-version it carries, a registry component given inputs it does not declare."""
+        api = req.query.get("api-version")
+        if api not in JOB_API_VERSIONS:
+            return json_response(
+                400, api_version_error(api, JOB_API_VERSIONS, "workspaces/jobs (in FakeWorkspace's schemas)")
+            )
+        violations = job_body_violations(api, body)
+        if violations:
+            first = violations[0]
+            return json_response(
+                400,
+                invalid_request_error(
+                    f"The request body is invalid at api-version {api}: {first.path or 'body'}: {first.message}",
+                    [(v.path, v.message) for v in violations[:20]],
+                ),
+            )
+        undeclared = self._undeclared_component_inputs(body.get("properties") or {})
+        if undeclared:
+            first_message = undeclared[0][1]
+            return json_response(
+                400,
+                invalid_request_error(
+                    f"Pipeline validation failed: {first_message}",
+                    undeclared,
+                    detail_code="InvalidPipelineInput",
+                ),
+            )
+        return None
+
+    def _undeclared_component_inputs(self, props: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(path, message) for each node input a registry component does not declare (matched in any case)."""
+        found: list[tuple[str, str]] = []
+        jobs = props.get("jobs") if props.get("jobType") == "Pipeline" else None
+        for node_name, node in (jobs or {}).items():
+            if not isinstance(node, dict):
+                continue
+            declared = self._registry_component_inputs(str(node.get("componentId") or ""))
+            if declared is None:
+                continue
+            lowered = {name.lower() for name in declared}
+            for name in node.get("inputs") or {}:
+                if name.lower() not in lowered:
+                    found.append(
+                        (
+                            f"properties.jobs.{node_name}.inputs.{name}",
+                            f"input '{name}' is not defined by component {node.get('componentId')}",
+                        )
+                    )
+        return found
+
+    def _registry_component_inputs(self, component_id: str) -> set[str] | None:
+        """The input names a registry component declares: one added with add_registry_component, else the
+        registry's own `<task>_pipeline` specs azfinetune ships (any version). None for other components."""
+        m = _REGISTRY_COMPONENT.fullmatch(component_id)
         if m is None:
             return None
-        name = m.group(1)
-        known = {c.lower() for c in self.computes}
-        return None if name.lower() in known else name
+        store = self._registry_assets.get((m["reg"], "components"), {}).get(m["name"], {})
+        version = m["version"] or (max(store, key=lambda v: store[v].seq) if store else None)
+        if version in store:
+            spec = store[version].body["properties"].get("componentSpec") or {}
+            return set(spec.get("inputs") or {})
+        shipped = _shipped_registry_component(m["name"]) if m["reg"] == "azureml" else None
+        return set(shipped) if shipped is not None else None
 
     def _put_job(self, req: _Req, m: re.Match[str]) -> Response:
         name = unquote(m.group("name"))
@@ -1445,6 +1516,9 @@ class FakeWorkspace:
                 400,
                 mfe_error("UserError", "The request body must have 'properties'.", location=self.location),
             )
+        refused = self._invalid_job_body(req, body)
+        if refused is not None:
+            return refused
         existing = self._jobs.get(name)
         if existing is not None:
             if _immutable_view(existing.properties) != _immutable_view(props):
@@ -2310,6 +2384,54 @@ def _code_hash(body: Mapping[str, Any]) -> str | None:
     inner = props.get("properties") or {}
     value = inner.get("hash_sha256") or props.get("hash_sha256")
     return str(value) if value else None
+
+
+_REGISTRY_COMPONENT = re.compile(
+    r"azureml://registries/(?P<reg>[^/]+)/components/(?P<name>[^/]+)/(?:versions/(?P<version>[^/]+)|labels/[^/]+)",
+    re.IGNORECASE,
+)
+_COMPUTE_ARM_ID = re.compile(r"/workspaces/[^/]+/computes/([^/]+)$", re.IGNORECASE)
+_BARE_COMPUTE = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,31}")
+
+
+def _compute_references(props: Mapping[str, Any]) -> list[str]:
+    """Every compute a job body names: its computeId, and a pipeline's nodes' and default compute."""
+    found = [props.get("computeId")]
+    if props.get("jobType") == "Pipeline":
+        for node in (props.get("jobs") or {}).values():
+            if isinstance(node, dict):
+                found.append(node.get("computeId") or node.get("compute"))
+        settings = props.get("settings") or {}
+        if isinstance(settings, dict):
+            found.append(settings.get("default_compute") or settings.get("defaultCompute"))
+    return [value for value in found if isinstance(value, str) and value]
+
+
+def _compute_reference_name(reference: str) -> str | None:
+    """The compute name in an ARM id, `azureml:<name>` or a bare name; None for serverless and bindings."""
+    text = reference.strip()
+    if text.lower() == "serverless" or text.startswith("${{"):
+        return None
+    m = _COMPUTE_ARM_ID.search(text)
+    if m:
+        return unquote(m.group(1))
+    if text.lower().startswith("azureml:"):
+        text = text[len("azureml:") :]
+    return text if _BARE_COMPUTE.fullmatch(text) else None
+
+
+@functools.cache
+def _shipped_registry_component(name: str) -> tuple[str, ...] | None:
+    """The declared inputs of the Azure ML registry's `<name>` component, from the specs azfinetune ships."""
+    import yaml
+
+    from azfinetune import targets
+
+    path = Path(targets.__file__).parent / "registry_specs" / f"{name}.spec.yaml"
+    if not path.is_file():
+        return None
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return tuple(document.get("inputs") or {})
 
 
 def _compute_name(compute_id: Any) -> str | None:

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
 import pytest
 
 from azfinetune.catalog import (
+    DEFAULT_MAX_SEQ_LENGTH,
     ModelInfo,
     find_model,
     get_model,
     get_sku,
+    known_max_seq_length,
     list_models,
     list_skus,
     model_aliases,
+    resolve_max_seq_length,
     sku_names,
 )
 from azfinetune.errors import CatalogError, UserInputError
+from azfinetune.spec import Task
 
 EXPECTED_ALIASES = [
+    "bert-base-uncased",
+    "gpt-oss-20b",
+    "llama-2-70b",
+    "llama-2-7b",
+    "llama-3.1-8b-instruct",
+    "meta-llama-3-8b",
+    "ministral-3b",
+    "mistral-nemo",
+    "phi-2",
     "phi-3-medium-128k-instruct",
     "phi-3-medium-4k-instruct",
     "phi-3-mini-128k-instruct",
@@ -27,8 +41,11 @@ EXPECTED_ALIASES = [
     "phi-3-small-128k-instruct",
     "phi-3-small-8k-instruct",
     "phi-3.5-mini-instruct",
+    "phi-4",
     "phi-4-mini-instruct",
+    "t5-small",
 ]
+PHI3_FAMILY = [alias for alias in EXPECTED_ALIASES if alias.startswith(("phi-3", "phi-4"))]
 FUSED_PHI3 = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
 PHI3_SMALL = {"query_key_value", "dense", "up_proj", "down_proj"}
 
@@ -105,14 +122,15 @@ def test_unknown_hf_id_suggests_by_model_name() -> None:
 
 def test_unrelated_name_gets_a_how_to_hint() -> None:
     with pytest.raises(CatalogError) as caught:
-        get_model("gpt-2")
+        get_model("qwen")
     assert caught.value.hint is not None and "hf:<org>/<name>" in caught.value.hint
 
 
 def test_registry_uri_round_trips() -> None:
     for model in list_models():
         assert find_model(model.registry_uri) is model
-        assert find_model(f"hf:{model.hf_id}") is model
+        if model.hf_id is not None:
+            assert find_model(f"hf:{model.hf_id}") is model
 
 
 def test_registry_uri_uses_latest_label_without_a_version() -> None:
@@ -157,7 +175,23 @@ def test_serverless_facts() -> None:
     assert get_model(mini.alternative or "").alias == "phi-4-mini-instruct"
     phi35 = get_model("phi-3.5-mini-instruct").serverless
     assert phi35 is not None and len(phi35.regions) == 6
+    assert phi35.available_from == date(2024, 10, 31)
     assert get_model("phi-3-small-128k-instruct").serverless is None
+
+
+def test_serverless_beyond_phi() -> None:
+    six = {"eastus2", "eastus", "northcentralus", "southcentralus", "westus", "westus3"}
+    llama = get_model("llama-3.1-8b-instruct")
+    assert llama.serverless is not None and llama.serverless.regions == ["westus3"]
+    assert not llama.microsoft and llama.registry == "azureml-meta"
+    for alias in ("phi-4", "ministral-3b", "mistral-nemo"):
+        offer = get_model(alias).serverless
+        assert offer is not None and set(offer.regions) == six, alias
+    nemo = get_model("mistral-nemo").serverless
+    assert nemo is not None and not nemo.verified  # dropped from the docs' later revision
+    assert get_model("meta-llama-3-8b").serverless.tasks == ["text-completion"]  # type: ignore[union-attr]
+    for alias in ("bert-base-uncased", "t5-small", "phi-2", "llama-2-7b", "gpt-oss-20b"):
+        assert get_model(alias).serverless is None, alias
 
 
 # ---- architecture consistency -----------------------------------------------------------------------
@@ -180,49 +214,96 @@ def test_lora_count_rejects_unknown_modules() -> None:
 def test_every_entry_has_sources(model: ModelInfo) -> None:
     assert model.sources
     assert all(source.startswith("https://") for source in model.sources)
-    assert any(f"huggingface.co/{model.hf_id}" in source for source in model.sources)
+    if model.hf_id is not None:
+        assert any(f"huggingface.co/{model.hf_id}" in source for source in model.sources)
     if model.serverless is not None:
         assert model.serverless.source.startswith("https://")
+    # Every asset fact names where it was read, at a commit.
+    assert model.asset.source.startswith("https://github.com/")
+    assert re.search(r"/blob/[0-9a-f]{40}/", model.asset.source), model.asset.source
+    if model.asset.verified:
+        assert "Azure/azureml-assets" in model.asset.source
 
 
 @pytest.mark.parametrize("model", models_by_id())
-def test_alias_is_the_lowercase_hf_name(model: ModelInfo) -> None:
-    assert model.alias == model.hf_id.split("/")[1].lower()
-    assert model.registry_asset.lower() == model.alias
-    assert model.publisher == "Microsoft" and model.microsoft
-    assert model.tasks == ["chat-completion"]
+def test_alias_and_publisher(model: ModelInfo) -> None:
+    if model.hf_id is not None and model.alias in PHI3_FAMILY:
+        assert model.alias == model.hf_id.split("/")[1].lower()
+        assert model.registry_asset.lower() == model.alias
+    assert model.alias == model.alias.lower()
+    assert model.microsoft is (model.publisher == "Microsoft")
+    assert set(model.tasks) <= {task.value for task in Task}
     assert set(model.lora_target_modules) <= set(model.linear_modules)
+    assert (model.architecture is None) is (not model.linear_modules)
 
 
 @pytest.mark.parametrize("model", models_by_id())
 def test_linear_module_shapes_match_the_architecture(model: ModelInfo) -> None:
     arch = model.architecture
-    hidden, inter = arch.hidden_size, arch.intermediate_size
-    qkv_out = (arch.num_attention_heads + 2 * arch.num_key_value_heads) * arch.head_dim
+    if arch is None:
+        assert model.note and "architecture" in model.note
+        return
+    hidden, inter, heads, kv, dim = (
+        arch.hidden_size,
+        arch.intermediate_size,
+        arch.num_attention_heads,
+        arch.num_key_value_heads,
+        arch.head_dim,
+    )
     mods = model.linear_modules
     if arch.model_type == "phi3":
         assert set(mods) == FUSED_PHI3
-        assert mods["qkv_proj"] == (hidden, qkv_out)
-        assert mods["o_proj"] == (arch.num_attention_heads * arch.head_dim, hidden)
+        assert mods["qkv_proj"] == (hidden, (heads + 2 * kv) * dim)
+        assert mods["o_proj"] == (heads * dim, hidden)
         assert mods["gate_up_proj"] == (hidden, 2 * inter)
         assert mods["down_proj"] == (inter, hidden)
-    else:
-        assert arch.model_type == "phi3small"
+    elif arch.model_type == "phi3small":
         assert set(mods) == PHI3_SMALL
-        assert mods["query_key_value"] == (hidden, qkv_out)
+        assert mods["query_key_value"] == (hidden, (heads + 2 * kv) * dim)
         assert mods["dense"] == (hidden, hidden)
         assert mods["up_proj"] == (hidden, 2 * inter)
         assert mods["down_proj"] == (inter, hidden)
+    elif arch.model_type in ("llama", "mistral"):
+        assert mods == {
+            "q_proj": (hidden, heads * dim),
+            "k_proj": (hidden, kv * dim),
+            "v_proj": (hidden, kv * dim),
+            "o_proj": (heads * dim, hidden),
+            "gate_proj": (hidden, inter),
+            "up_proj": (hidden, inter),
+            "down_proj": (inter, hidden),
+        }
+    else:
+        assert arch.model_type == "phi"  # phi-2: q/k/v, dense, fc1/fc2
+        assert mods["fc1"] == (hidden, inter) and mods["fc2"] == (inter, hidden)
+        assert all(mods[name] == (hidden, hidden) for name in ("q_proj", "k_proj", "v_proj", "dense"))
 
 
 @pytest.mark.parametrize("model", models_by_id())
 def test_parameter_count_reproduced_from_shapes(model: ModelInfo) -> None:
     arch = model.architecture
+    if arch is None:
+        return
     linear = sum(i * o for i, o in model.linear_modules.values()) * arch.num_hidden_layers
     estimate = linear + arch.embedding_parameters
-    # Norms (and phi3small's biases) are the only parameters the estimate leaves out.
+    # Norms (and biases where there are any) are the only parameters the estimate leaves out.
     assert abs(arch.parameters - estimate) / arch.parameters < 0.01
     assert estimate <= arch.parameters
+
+
+@pytest.mark.parametrize("model", models_by_id())
+def test_max_seq_length_is_the_context_window(model: ModelInfo) -> None:
+    if model.architecture is not None:
+        assert model.max_seq_length <= model.architecture.max_position_embeddings
+    assert resolve_max_seq_length("auto", model.alias) == model.max_seq_length
+    assert resolve_max_seq_length(512, model.alias) == 512
+
+
+def test_auto_sequence_length_for_unknown_models() -> None:
+    assert known_max_seq_length("auto", "hf:someone/some-model") is None
+    assert resolve_max_seq_length("auto", "hf:someone/some-model") == DEFAULT_MAX_SEQ_LENGTH
+    assert resolve_max_seq_length("auto", "phi-3-medium-4k-instruct") == 4096
+    assert resolve_max_seq_length("auto", "phi-4") == 16384
 
 
 def test_gqa_models_have_narrower_qkv() -> None:
@@ -231,18 +312,66 @@ def test_gqa_models_have_narrower_qkv() -> None:
     assert get_model("phi-3-small-8k-instruct").linear_modules["query_key_value"] == (4096, 6144)
 
 
-def test_registry_pipeline_defaults_are_pipeline_strings() -> None:
-    allowed = {
-        "apply_lora": {"true", "false"},
-        "apply_deepspeed": {"true", "false"},
-        "deepspeed_stage": {"2", "3"},
-        "precision": {"16", "32"},
-    }
-    for model in list_models():
-        for key, value in model.registry_pipeline_defaults.items():
-            assert value in allowed[key], (model.alias, key, value)
-    assert get_model("phi-3-mini-4k-instruct").registry_pipeline_defaults["deepspeed_stage"] == "2"
-    assert get_model("phi-3-medium-4k-instruct").registry_pipeline_defaults["deepspeed_stage"] == "3"
+def test_asset_defaults_are_the_assets_exactly() -> None:
+    """A few values read from azureml-assets 4b41f8cc by hand (the research's models.yaml)."""
+    mini = get_model("phi-3-mini-4k-instruct").asset
+    assert mini.verified and mini.archived
+    assert mini.model_specific_defaults["learning_rate"] == "5e-6"
+    assert mini.model_specific_defaults["save_total_limit"] == "1"
+    assert mini.model_specific_defaults["lr_scheduler_type"] == "cosine"
+    assert {"learning_rate_min", "learning_rate_max"} <= set(
+        mini.model_specific_defaults
+    )  # not pipeline inputs
+    assert mini.fine_tuning_tasks == ["chat-completion"]
+    assert mini.finetune_compute_allow_list == [
+        "Standard_NC24ads_A100_v4",
+        "Standard_NC48ads_A100_v4",
+        "Standard_NC96ads_A100_v4",
+        "Standard_ND96asr_v4",
+        "Standard_ND96amsr_A100_v4",
+    ]
+    assert (mini.finetune_deprecated, mini.finetune_retired) == (date(2025, 6, 30), date(2025, 8, 30))
+    medium = get_model("phi-3-medium-4k-instruct").asset.model_specific_defaults
+    assert (medium["apply_lora"], medium["deepspeed_stage"], medium["max_seq_length"]) == (
+        "false",
+        "3",
+        "4096",
+    )
+    assert get_model("phi-3.5-mini-instruct").asset.model_specific_defaults["max_seq_length"] == "16384"
+    assert get_model("phi-3.5-mini-instruct").registry_version == 6
+    assert get_model("phi-4").asset.model_specific_defaults["deepspeed_stage"] == "3"
+    assert get_model("llama-2-7b").asset.model_specific_defaults["precision"] == "4"  # outside the enum
+    bert = get_model("bert-base-uncased").asset
+    assert bert.fine_tuning_tasks == ["text-classification", "question-answering"]
+    assert get_model("phi-2").tasks == ["text-completion"]  # the asset's text-generation
+
+
+def test_asset_lists_and_allows() -> None:
+    mini = get_model("phi-3-mini-4k-instruct").asset
+    assert mini.lists_task("chat-completion") is True and mini.lists_task("text-classification") is False
+    assert mini.allows_compute("standard_nc24ads_a100_v4") is True
+    assert mini.allows_compute("NC24ads_A100_v4") is True
+    assert mini.allows_compute("Standard_ND40rs_v2") is False
+    ministral = get_model("ministral-3b").asset
+    assert not ministral.verified and ministral.allows_compute("Standard_ND40rs_v2") is None
+    assert get_model("gpt-oss-20b").asset.model_specific_defaults == {}
+
+
+def test_unverified_facts_say_so() -> None:
+    for alias in (
+        "phi-4-mini-instruct",
+        "llama-3.1-8b-instruct",
+        "ministral-3b",
+        "mistral-nemo",
+        "gpt-oss-20b",
+    ):
+        asset = get_model(alias).asset
+        assert not asset.verified and asset.note, alias
+    ministral = get_model("ministral-3b")
+    assert ministral.hf_id is None and ministral.architecture is None
+    assert ministral.registry_uri.endswith("/labels/latest")
+    with pytest.raises(CatalogError, match="architecture"):
+        ministral.lora_trainable_parameters(8)
 
 
 # ---- VM sizes ---------------------------------------------------------------------------------------

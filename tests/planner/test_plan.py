@@ -54,7 +54,13 @@ def test_every_example_plans(path: Path) -> None:
         priced = token_plan(spec)
         assert priced.billed_tokens and priced.cost_note and len(priced.tiers) == 3
         return
-    if find_model(spec.model) is None and spec.model.startswith("hf:"):
+    info = find_model(spec.model)
+    if info is not None and info.architecture is None:
+        # An encoder (BERT, T5): the catalog records no decoder architecture, and the planner says so.
+        with pytest.raises(PlanError, match="architecture"):
+            plan(spec)
+        return
+    if info is None and spec.model.startswith("hf:"):
         # A Hugging Face model outside the catalog: planned from its cached config.json, else a PlanError
         # that says what to give (nothing is downloaded).
         try:

@@ -169,7 +169,9 @@ def spec_documents(draw: Any) -> dict[str, Any]:
     choices: tuple[tuple[str, list[Any]], ...] = (
         ("precision", ["bf16", "fp16", "fp32"]),
         ("epochs", [1, 2, 3, 2.5]),
-        ("max_seq_length", [512, 1024, 2048, 8192]),
+        ("max_seq_length", [512, 1024, 2048, 8192, "auto"]),
+        ("metric_for_best_model", ["loss", "accuracy", "f1_macro", "mean_token_accuracy"]),
+        ("save_total_limit", [-1, 1, 3]),
         ("lr_scheduler", ["linear", "cosine", "inverse_sqrt"]),
         ("warmup_ratio", [0, 0.1]),
         ("per_device_batch_size", [1, 4, 64]),
@@ -227,6 +229,10 @@ def _target(draw: Any, kind: str) -> dict[str, Any]:
         target["cpu_compute"] = draw(st.sampled_from(["cpu-cluster", "serverless"]))
     if kind == "registry-pipeline" and draw(st.floats(0, 1)) < 0.2:
         target["component_version"] = draw(st.sampled_from(["latest", "0.0.82", "0.0.5"]))
+    if kind == "registry-pipeline" and draw(st.floats(0, 1)) < 0.1:
+        target["trust_remote_code"] = draw(st.booleans())
+    if kind in ("pipeline", "registry-pipeline") and draw(st.floats(0, 1)) < 0.1:
+        target["force_rerun"] = True
     if kind == "finetuning-job":
         target["compute"] = "gpu-cluster"
         if sku:

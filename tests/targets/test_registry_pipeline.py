@@ -29,7 +29,9 @@ from azfinetune.targets._registry_components import (
 from azfinetune.targets.registry_pipeline import (
     DEFAULTS_PROPERTY,
     NODE_NAME,
+    SOURCES_PROPERTY,
     build_registry_pipeline_job,
+    input_sources,
     is_user_set,
     registry_pipeline_issues,
     registry_pipeline_plan,
@@ -294,36 +296,143 @@ def test_chat_example_maps_every_setting(examples: Path) -> None:
     )
     assert Path(values["train_file_path"].path) == examples / "data" / "chat-train.jsonl"
     assert Path(values["validation_file_path"].path) == examples / "data" / "chat-valid.jsonl"
+    # What the spec sets is sent as written.
     assert (values["apply_lora"], values["lora_r"], values["lora_alpha"], values["lora_dropout"]) == (
         "true",
         8,
         16,
         0.1,
     )
-    assert values["merge_lora_weights"] == "true"
     assert (values["apply_deepspeed"], values["deepspeed_stage"]) == ("true", "2")
-    assert values["precision"] == "16"  # bf16 -> the component's "16"
     assert (values["num_train_epochs"], values["per_device_train_batch_size"], values["max_seq_length"]) == (
         1,
         1,
         2048,
     )
-    assert values["learning_rate"] == 2e-4 and values["lr_scheduler_type"] == "cosine"
-    assert values["gradient_accumulation_steps"] == 4 and values["optim"] == "adamw_torch"
-    # 3 examples, no validation split -> ceil(3 * 0.8) = 3 micro-batches of 1, accumulation 4 -> 1 step.
-    assert values["warmup_steps"] == 1
+    # What it leaves unset comes from Phi-3-mini's registry asset (azureml-assets model_specific_defaults) ...
+    assert values["learning_rate"] == 5e-6 and values["lr_scheduler_type"] == "cosine"
+    assert (values["gradient_accumulation_steps"], values["save_total_limit"], values["precision"]) == (
+        1,
+        1,
+        "16",
+    )
+    assert (values["logging_strategy"], values["logging_steps"]) == ("steps", 10)
+    # ... or is not sent at all, so the component's own default applies.
+    for name in ("optim", "warmup_steps", "merge_lora_weights", "seed", "metric_for_best_model", "max_steps"):
+        assert name not in values, name
+    assert "learning_rate_min" not in values and "learning_rate_max" not in values  # the asset's, not inputs
     for step in ("model_import", "preprocess", "finetune", "model_evaluation"):
         assert values[f"compute_{step}"] == "gpu-a100"
         assert f"instance_type_{step}" not in values  # a named cluster ignores instance types
-    assert values["num_nodes_finetune"] == 1 and values["number_of_gpu_to_use_finetuning"] == 1
-    assert "apply_ort" not in values and "huggingface_id" not in values
-    outputs = job._to_rest_object().as_dict()["properties"]["jobs"][NODE_NAME]["outputs"]
-    assert outputs["mlflow_model_folder"] == {
-        "job_output_type": "mlflow_model",
-        "name": "phi3-mini-registry-chat",
+    assert values["number_of_gpu_to_use_finetuning"] == 1 and "num_nodes_finetune" not in values
+    assert "huggingface_id" not in values
+    rest = job._to_rest_object().as_dict()["properties"]
+    # The samples' way: the node's MLflow model is the pipeline output trained_model, which registers it.
+    assert (
+        rest["jobs"][NODE_NAME]["outputs"]["mlflow_model_folder"]["value"]
+        == "${{parent.outputs.trained_model}}"
+    )
+    assert rest["outputs"]["trained_model"] == {
+        "assetName": "phi3-mini-registry-chat",
+        "jobOutputType": "mlflow_model",
+        "mode": "ReadWriteMount",
     }
     assert job.settings.force_rerun is False and job.settings.continue_on_step_failure is False
     assert job.properties["azfinetune.registered_model_name"] == "phi3-mini-registry-chat"
+    sources = json.loads(job.properties[SOURCES_PROPERTY])
+    assert (sources["lora_r"], sources["learning_rate"], sources["optim"]) == (
+        "spec",
+        "model asset",
+        "component default",
+    )
+
+
+def test_provenance_names_every_value_and_its_source(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, training={"learning_rate": 1e-5, "max_seq_length": "auto"})
+    by_name = {item.name: item for item in input_sources(spec)}
+    assert (by_name["learning_rate"].value, by_name["learning_rate"].source) == (1e-5, "spec")
+    assert by_name["learning_rate"].spec_key == "training.learning_rate"
+    assert (by_name["max_seq_length"].value, by_name["max_seq_length"].source) == (-1, "spec")  # auto
+    assert (by_name["num_train_epochs"].value, by_name["num_train_epochs"].source) == (1, "model asset")
+    lora_r = by_name["lora_r"]
+    assert (lora_r.value, lora_r.source, lora_r.sent) == (8, "component default", False)
+    assert (by_name["seed"].value, by_name["seed"].sent) == (42, False)
+    assert by_name["number_of_gpu_to_use_finetuning"].source == "derived"
+    order = [item.name for item in input_sources(spec)]
+    declared = list(contract("chat_completion_pipeline").inputs)
+    assert order == sorted(order, key=declared.index)
+
+
+def test_new_training_fields_reach_the_component(tmp_path: Path) -> None:
+    spec = make_spec(
+        tmp_path,
+        data__validation="train.jsonl",
+        training={"metric_for_best_model": "loss", "save_total_limit": 3, "max_seq_length": "auto"},
+    )
+    values = node_inputs(build_job(spec))
+    assert (values["metric_for_best_model"], values["save_total_limit"], values["max_seq_length"]) == (
+        "loss",
+        3,
+        -1,
+    )
+    # Per-task metrics: the component's enum decides.
+    with pytest.raises(SpecError) as caught:
+        build_job(make_spec(tmp_path, training={"metric_for_best_model": "f1_macro"}))
+    assert "training.metric_for_best_model" in caught.value.paths
+    assert "loss, f1, exact" in str(caught.value)
+    rows_file(tmp_path / "cls.jsonl", [{"text": f"t{i}", "label": str(i % 2)} for i in range(12)])
+    classify = make_spec(
+        tmp_path,
+        task="text-classification",
+        model="bert-base-uncased",
+        data__train="cls.jsonl",
+        training={"metric_for_best_model": "f1_macro"},
+    )
+    assert node_inputs(build_job(classify))["metric_for_best_model"] == "f1_macro"
+
+
+def test_chat_082_inputs(tmp_path: Path) -> None:
+    (tmp_path / "ft-config.json").write_text('{"chat_special_tokens": []}')
+    spec = make_spec(
+        tmp_path,
+        model="hf:microsoft/Phi-3-mini-4k-instruct",
+        target__finetune_config_path="ft-config.json",
+        target__trust_remote_code=True,
+    )
+    values = node_inputs(build_job(spec))
+    assert values["trust_remote_code"] == "true"
+    assert values["finetune_config_path"].type == "uri_file"
+    assert Path(values["finetune_config_path"].path) == tmp_path / "ft-config.json"
+    assert values["huggingface_id"] == "microsoft/Phi-3-mini-4k-instruct"
+    # An hf: model fine-tunes the Hugging Face weights: no asset defaults, and a note about the config file.
+    assert "learning_rate" not in values
+    note = build_job(make_spec(tmp_path, model="hf:microsoft/Phi-3-mini-4k-instruct")).properties[
+        "azfinetune.notes"
+    ]
+    assert "finetune_config_path" in note
+    # Only chat_completion_pipeline 0.0.82 declares them.
+    rows_file(tmp_path / "tg.jsonl", [{"text": f"p{i}", "ground_truth": f"c{i}"} for i in range(12)])
+    with pytest.raises(SpecError) as caught:
+        build_job(
+            make_spec(
+                tmp_path,
+                task="text-completion",
+                model="phi-2",
+                data__train="tg.jsonl",
+                target__trust_remote_code=False,
+            )
+        )
+    assert "target.trust_remote_code" in caught.value.paths and "0.0.82" in str(caught.value)
+    with pytest.raises(SpecError) as missing:
+        build_job(make_spec(tmp_path, target__finetune_config_path="nope.json"))
+    assert "target.finetune_config_path" in missing.value.paths
+
+
+def test_evaluation_config_and_force_rerun(tmp_path: Path) -> None:
+    (tmp_path / "eval.json").write_text("{}")
+    job = build_job(make_spec(tmp_path, target__evaluation_config="eval.json", target__force_rerun=True))
+    assert node_inputs(job)["evaluation_config"].type == "uri_file"
+    assert job.settings.force_rerun is True
 
 
 def test_task_specific_columns(examples: Path) -> None:
@@ -364,7 +473,7 @@ def test_columns_named_in_the_spec_win_and_are_checked_against_the_file(tmp_path
         tmp_path / "train.jsonl",
         [{"review": f"r{i}", "other": f"o{i}", "stars": str(i % 2)} for i in range(12)],
     )
-    base = {"task": "text-classification", "data__train": "train.jsonl"}
+    base = {"task": "text-classification", "model": "bert-base-uncased", "data__train": "train.jsonl"}
     spec = make_spec(
         tmp_path, **base, data__columns={"text": "review", "text_pair": "other", "label": "stars"}
     )
@@ -383,19 +492,19 @@ def test_columns_named_in_the_spec_win_and_are_checked_against_the_file(tmp_path
 
 def test_text_completion_reads_prompt_completion_files(tmp_path: Path) -> None:
     rows_file(tmp_path / "train.jsonl", [{"prompt": f"p{i}", "completion": f"c{i}"} for i in range(12)])
-    values = node_inputs(build_job(make_spec(tmp_path, task="text-completion")))
+    values = node_inputs(build_job(make_spec(tmp_path, task="text-completion", model="phi-2")))
     assert (values["text_key"], values["ground_truth_key"]) == ("prompt", "completion")
 
 
 def test_translation_needs_its_language_columns(tmp_path: Path) -> None:
     rows_file(tmp_path / "train.jsonl", [{"source": f"s{i}", "target": f"t{i}", "id": i} for i in range(12)])
     with pytest.raises(SpecError) as caught:
-        build_job(make_spec(tmp_path, task="translation", model="hf:google-t5/t5-small"))
+        build_job(make_spec(tmp_path, task="translation", model="t5-small"))
     assert "source_lang" in str(caught.value) and "target_lang" in str(caught.value)
     assert "data.columns.source_lang" in caught.value.paths
 
     rows_file(tmp_path / "train.jsonl", [{"de": f"d{i}", "en": f"e{i}"} for i in range(12)])
-    values = node_inputs(build_job(make_spec(tmp_path, task="translation", model="hf:google-t5/t5-small")))
+    values = node_inputs(build_job(make_spec(tmp_path, task="translation", model="t5-small")))
     assert (values["source_lang"], values["target_lang"]) == ("de", "en")  # file order: source first
 
 
@@ -409,22 +518,28 @@ def test_columns_the_component_cannot_take_are_refused(tmp_path: Path) -> None:
 
 
 def test_catalog_defaults_apply_only_where_the_user_left_values_unset(tmp_path: Path) -> None:
-    medium = build_job(make_spec(tmp_path, model="phi-3-medium-4k-instruct"))
+    medium = build_job(
+        make_spec(
+            tmp_path, model="phi-3-medium-4k-instruct", target__instance_type="Standard_NC96ads_A100_v4"
+        )
+    )
     values = node_inputs(medium)
-    # Phi-3-medium's registry defaults: no LoRA, DeepSpeed stage 3, fp16.
+    # Phi-3-medium's registry asset: no LoRA, DeepSpeed stage 3, fp16, batch 4 x 4, 4096 tokens.
     assert (values["apply_lora"], values["apply_deepspeed"], values["deepspeed_stage"]) == (
         "false",
         "true",
         "3",
     )
+    assert (values["per_device_train_batch_size"], values["gradient_accumulation_steps"]) == (4, 4)
+    assert values["max_seq_length"] == 4096
     assert "lora_r" not in values and "merge_lora_weights" not in values
     applied = json.loads(medium.properties[DEFAULTS_PROPERTY])
-    assert applied == {
-        "apply_lora": "false",
-        "apply_deepspeed": "true",
-        "deepspeed_stage": "3",
-        "precision": "16",
-    }
+    assert (
+        applied["apply_lora"] == "false"
+        and applied["deepspeed_stage"] == "3"
+        and applied["precision"] == "16"
+    )
+    assert applied["learning_rate"] == "5e-6"  # the asset's own text
     assert medium.tags["azfinetune.technique"] == "full"
 
     chosen = build_job(
@@ -432,24 +547,81 @@ def test_catalog_defaults_apply_only_where_the_user_left_values_unset(tmp_path: 
             tmp_path,
             model="phi-3-medium-4k-instruct",
             method={"technique": "lora", "deepspeed": {"stage": 2}},
-            training={"precision": "fp32"},
+            training={"precision": "fp32", "per_device_batch_size": 2, "max_seq_length": 1024},
         )
     )
     values = node_inputs(chosen)
     assert (values["apply_lora"], values["deepspeed_stage"], values["precision"]) == ("true", "2", "32")
-    assert json.loads(chosen.properties[DEFAULTS_PROPERTY]) == {}
+    assert (values["per_device_train_batch_size"], values["max_seq_length"]) == (2, 1024)
+    applied = json.loads(chosen.properties[DEFAULTS_PROPERTY])
+    for key in (
+        "apply_lora",
+        "deepspeed_stage",
+        "precision",
+        "per_device_train_batch_size",
+        "max_seq_length",
+    ):
+        assert key not in applied
     assert chosen.tags["azfinetune.technique"] == "lora"
 
     # LoRA settings without a technique still say "LoRA"; a model outside the catalog has no defaults.
     lora_only = node_inputs(
         build_job(make_spec(tmp_path, model="phi-3-medium-4k-instruct", method={"lora": {"r": 4}}))
     )
-    assert lora_only["apply_lora"] == "true" and lora_only["lora_r"] == 4
+    assert lora_only["apply_lora"] == "true" and lora_only["lora_r"] == 4 and "lora_alpha" not in lora_only
     hf = build_job(make_spec(tmp_path, model="hf:someone/some-model"))
-    assert (
-        json.loads(hf.properties[DEFAULTS_PROPERTY]) == {}
-        and node_inputs(hf)["huggingface_id"] == "someone/some-model"
+    assert json.loads(hf.properties[DEFAULTS_PROPERTY]) == {}
+    hf_values = node_inputs(hf)
+    assert hf_values["huggingface_id"] == "someone/some-model"
+    # Nothing set, nothing from an asset: only what the job needs is sent; the component decides the rest.
+    assert "apply_lora" not in hf_values and "learning_rate" not in hf_values and "precision" not in hf_values
+
+
+def test_asset_defaults_that_break_the_contract_are_not_sent(tmp_path: Path) -> None:
+    rows_file(tmp_path / "cls.jsonl", [{"text": f"t{i}", "label": str(i % 2)} for i in range(12)])
+    job = build_job(
+        make_spec(
+            tmp_path,
+            task="text-classification",
+            model="llama-2-7b",
+            data__train="cls.jsonl",
+            target__instance_type="Standard_NC48ads_A100_v4",
+        )
     )
+    values = node_inputs(job)
+    assert "precision" not in values  # Llama-2-7b's asset says "4"; the enum is "32", "16"
+    assert values["apply_lora"] == "true" and values["apply_deepspeed"] == "false"
+    assert (
+        "precision '4'" in job.properties["azfinetune.notes"] or "'4'" in job.properties["azfinetune.notes"]
+    )
+
+
+def test_asset_rules_tasks_and_computes(tmp_path: Path) -> None:
+    from azfinetune.targets import target_issues
+
+    rows_file(tmp_path / "cls.jsonl", [{"text": f"t{i}", "label": str(i % 2)} for i in range(12)])
+    refused_task = make_spec(tmp_path, task="text-classification", data__train="cls.jsonl")
+    error = refused(refused_task)
+    issue = next(i for i in error.issues if i.path == "task")
+    assert "lists fine-tuning for chat-completion, not text-classification" in issue.message
+    assert (
+        issue.hint is not None
+        and "hf:microsoft/Phi-3-mini-4k-instruct" in issue.hint
+        and "command" in issue.hint
+    )
+    # The same model by its Hugging Face id is imported, not the asset: no refusal.
+    checked_spec = make_spec(
+        tmp_path,
+        task="text-classification",
+        data__train="cls.jsonl",
+        model="hf:microsoft/Phi-3-mini-4k-instruct",
+    )
+    assert not [i for i in target_issues(checked_spec) if i.is_error]
+    # A VM size outside the asset's allow-list is a warning that names the list.
+    outside = make_spec(tmp_path, target__instance_type="Standard_ND40rs_v2")
+    warning = next(i for i in target_issues(outside) if i.path == "target.instance_type")
+    assert not warning.is_error and "Standard_NC24ads_A100_v4" in (warning.hint or "")
+    assert not [i for i in target_issues(make_spec(tmp_path)) if i.path == "target.instance_type"]
 
 
 def test_is_user_set_follows_the_spec_text(tmp_path: Path) -> None:
@@ -485,7 +657,10 @@ def test_onnxruntime_is_passed_with_a_note(tmp_path: Path) -> None:
     job = build_job(make_spec(tmp_path, target__apply_ort=True))
     assert node_inputs(job)["apply_ort"] == "true"
     assert "no effect" in job.properties["azfinetune.notes"]
-    assert "apply_ort" not in node_inputs(build_job(make_spec(tmp_path)))
+    default = build_job(make_spec(tmp_path))
+    assert node_inputs(default)["apply_ort"] == "false"  # Phi-3-mini's asset
+    assert "no effect" not in default.properties.get("azfinetune.notes", "")
+    assert "apply_ort" not in node_inputs(build_job(make_spec(tmp_path, model="hf:someone/some-model")))
 
 
 def test_serverless_and_cpu_computes(tmp_path: Path) -> None:
@@ -588,7 +763,7 @@ def test_techniques_the_registry_cannot_do_are_spec_errors(tmp_path: Path, techn
     ("changes", "path", "fragment"),
     [
         ({"training": {"lr_scheduler": "inverse_sqrt"}}, "training.lr_scheduler", "no inverse_sqrt schedule"),
-        ({"method": {"optimizer": "paged_adamw_8bit"}}, "method.optimizer", "cannot use paged_adamw_8bit"),
+        ({"method": {"optimizer": "paged_adamw_8bit"}}, "method.optimizer", "no paged_adamw_8bit optimizer"),
         ({"training": {"packing": True}}, "training.packing", "does not pack"),
         ({"training": {"epochs": 1.5}}, "training.epochs", "whole epochs"),
         (
@@ -665,3 +840,12 @@ def test_example_matches_its_golden_rest_body(example: str, examples: Path) -> N
     assert snapshot.is_file(), f"no snapshot {snapshot}: run with UPDATE_SNAPSHOT=1"
     assert text == snapshot.read_text(), f"{snapshot} differs: review, then refresh with UPDATE_SNAPSHOT=1"
     assert not re.search(r"/(work|tmp|home)/", text)
+
+
+def test_every_shipped_pipeline_spec_names_its_source() -> None:
+    sources = yaml.safe_load((SPECS_DIR / "SOURCES.yaml").read_text())
+    assert sources["repo"] == "Azure/azureml-assets"
+    assert set(sources["specs"]) == set(TASK_COMPONENTS.values())
+    for name, source in sources["specs"].items():
+        assert str(source["version"]) == contract(name).version, name
+        assert re.fullmatch(r"[0-9a-f]{40}", source["commit"]), name

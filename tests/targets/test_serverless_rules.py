@@ -249,26 +249,9 @@ def test_available_model_passes() -> None:
 
 
 @pytest.fixture
-def third_party(monkeypatch: pytest.MonkeyPatch) -> str:
-    """A non-Microsoft serverless model in the catalog (the real catalog only has Phi models)."""
-    import azfinetune.catalog as catalog
-
-    real = catalog.find_model
-    fake = real("phi-4-mini-instruct")
-    assert fake is not None
-    fake = fake.model_copy(
-        update={
-            "alias": "mistral-nemo",
-            "display_name": "Mistral-Nemo",
-            "publisher": "Mistral AI",
-            "microsoft": False,
-            "registry": "azureml-mistral",
-            "registry_asset": "Mistral-Nemo.1",
-            "registry_version": 2,
-        }
-    )
-    monkeypatch.setitem(catalog._models(), "mistral-nemo", fake)
-    return "mistral-nemo"
+def third_party() -> str:
+    """A non-Microsoft serverless model of the catalog: Meta's, through an Azure Marketplace offer."""
+    return "llama-3.1-8b-instruct"
 
 
 def test_marketplace_only_for_non_microsoft_models(write_spec: Any, third_party: str) -> None:
@@ -276,8 +259,10 @@ def test_marketplace_only_for_non_microsoft_models(write_spec: Any, third_party:
     assert needs_marketplace_subscription(phi) is False
     other = load_spec(write_spec(spec_text(third_party)))
     assert needs_marketplace_subscription(other) is True
-    assert marketplace_model_id(other) == "azureml://registries/azureml-mistral/models/Mistral-Nemo.1"
-    assert marketplace_subscription_name(other) == "Mistral-Nemo-1-sub"
+    assert (
+        marketplace_model_id(other) == "azureml://registries/azureml-meta/models/Meta-Llama-3.1-8B-Instruct"
+    )
+    assert marketplace_subscription_name(other) == "Meta-Llama-3-1-8B-Instruct-sub"
     maap = load_spec(write_spec(spec_text(third_party, target="{kind: finetuning-job, compute: gpu-a100}")))
     assert needs_marketplace_subscription(maap) is False
 
@@ -294,5 +279,56 @@ def test_marketplace_subscription_is_idempotent(
     )
     first = ml_client.marketplace_subscriptions.begin_create_or_update(subscription).result()
     again = ml_client.marketplace_subscriptions.begin_create_or_update(subscription).result()
-    assert first.name == again.name == "Mistral-Nemo-1-sub"
-    assert list(fake_workspace.marketplace_subscriptions) == ["Mistral-Nemo-1-sub"]
+    assert first.name == again.name == "Meta-Llama-3-1-8B-Instruct-sub"
+    assert list(fake_workspace.marketplace_subscriptions) == ["Meta-Llama-3-1-8B-Instruct-sub"]
+
+
+# -- serverless beyond Phi: every model whose asset offers it, with its regions ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "regions"),
+    [
+        ("llama-3.1-8b-instruct", {"westus3"}),
+        ("ministral-3b", {"eastus2", "eastus", "northcentralus", "southcentralus", "westus", "westus3"}),
+        ("phi-4", {"eastus2", "eastus", "northcentralus", "southcentralus", "westus", "westus3"}),
+    ],
+)
+def test_serverless_models_beyond_phi(write_spec: Any, model: str, regions: set[str]) -> None:
+    spec = checked(write_spec(spec_text(model)))
+    for region in regions:
+        check_serverless_region(spec, region)
+    with pytest.raises(ServerlessRegionError) as caught:
+        check_serverless_region(spec, "westeurope")
+    assert all(region in str(caught.value) for region in regions)
+
+
+def test_an_offer_the_current_docs_do_not_confirm_is_a_warning(write_spec: Any) -> None:
+    spec = checked(write_spec(spec_text("mistral-nemo")))
+    warning = next(i for i in spec_warnings(spec, today=TODAY) if i.path == "model")
+    assert "not confirmed" in warning.message and "986720af" in warning.message
+    text = checked(write_spec(spec_text("meta-llama-3-8b", extra="task: text-completion\n")))
+    assert any("not confirmed" in i.message for i in spec_warnings(text, today=TODAY))
+
+
+def test_the_offers_listed_in_the_hint_are_the_catalogs(write_spec: Any) -> None:
+    hint = issue(load_error(write_spec, spec_text("phi-3-small-8k-instruct")), "model").hint or ""
+    for alias in ("phi-4", "phi-4-mini-instruct", "llama-3.1-8b-instruct", "ministral-3b"):
+        assert alias in hint
+
+
+def test_finetuning_job_follows_the_asset(write_spec: Any) -> None:
+    target = "{kind: finetuning-job, compute: gpu-a100}"
+    problem = issue(
+        load_error(
+            write_spec, spec_text("phi-3-mini-4k-instruct", target=target, extra="task: text-completion\n")
+        ),
+        "task",
+    )
+    assert "lists fine-tuning for chat-completion, not text-completion" in problem.message
+    checked(write_spec(spec_text("meta-llama-3-8b", target=target, extra="task: text-completion\n")))
+    sizes = "{kind: finetuning-job, instance_types: [Standard_ND40rs_v2, Standard_E4s_v3]}"
+    spec = checked(write_spec(spec_text("phi-3-mini-4k-instruct", target=sizes)))
+    warnings = [i for i in spec_warnings(spec, today=TODAY) if i.path.startswith("target.instance_types")]
+    assert [i.path for i in warnings] == ["target.instance_types[0]"]  # the CPU size is not a fine-tuning VM
+    assert "Standard_NC24ads_A100_v4" in (warnings[0].hint or "")

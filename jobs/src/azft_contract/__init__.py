@@ -46,6 +46,7 @@ from azft_contract.reader import (
     detect_columns,
 )
 from azft_contract.tasks import (
+    BEST_MODEL_METRICS,
     CAUSAL_TASKS,
     CHAT_ROLES,
     CLASSIFICATION_TASKS,
@@ -64,6 +65,7 @@ from azft_contract.tasks import (
 __version__ = "1"
 
 __all__ = [
+    "BEST_MODEL_METRICS",
     "CAUSAL_TASKS",
     "CHAT_ROLES",
     "CLASSIFICATION_TASKS",

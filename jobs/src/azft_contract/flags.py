@@ -56,12 +56,13 @@ LR_SCHEDULERS = (
     "cosine_with_min_lr",
     "warmup_stable_decay",
 )
-KINDS = ("text", "int", "positive_int", "float", "bool", "path")
+KINDS = ("text", "int", "positive_int", "float", "bool", "path", "seq_length", "checkpoint_limit")
 
 
 @dataclass(frozen=True)
 class Flag:
-    """One flag: `kind` is text | int | positive_int | float | bool | path; `input`/`output` name the job
+    """One flag: `kind` is text | int | positive_int | float | bool | path | seq_length (a positive integer or
+    "auto") | checkpoint_limit (-1 or a positive integer); `input`/`output` name the job
     input or output it carries (the builder's names: model, train, ..., adapter, merged_model, ...)."""
 
     name: str
@@ -86,10 +87,14 @@ class Flag:
             if not isinstance(value, bool):
                 raise ValueError(f"{self.name}: expected a boolean, got {value!r}")
             return "true" if value else "false"
-        if self.kind in ("int", "positive_int"):
+        if self.kind == "seq_length" and value == "auto":
+            return "auto"
+        if self.kind == "checkpoint_limit" and value == -1:
+            return "-1"
+        if self.kind in ("int", "positive_int", "seq_length", "checkpoint_limit"):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{self.name}: expected an integer, got {value!r}")
-            if self.kind == "positive_int" and value <= 0:
+            if self.kind != "int" and value <= 0:
                 raise ValueError(f"{self.name}: expected a positive integer, got {value}")
             text = str(value)
         elif self.kind == "float":
@@ -156,7 +161,10 @@ ENTRY_POINT_FLAGS: tuple[Flag, ...] = (
     Flag("--per-device-batch-size", "positive_int", "micro-batch per GPU", default=4),
     Flag("--gradient-accumulation-steps", "positive_int", "micro-batches per optimizer step", default=1),
     Flag(
-        "--max-seq-length", "positive_int", "tokens per example (truncated) or per packed block", default=1024
+        "--max-seq-length",
+        "seq_length",
+        "tokens per example (truncated) or per packed block; auto: the model's own maximum",
+        default=1024,
     ),
     Flag("--precision", "text", "mixed precision (CPU: fp32)", default="bf16", choices=PRECISIONS),
     Flag("--gradient-checkpointing", "bool", "activation checkpointing", default=False),
@@ -180,6 +188,9 @@ ENTRY_POINT_FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--logging-steps", "positive_int", "steps between progress lines and MLflow metrics", default=10),
     Flag("--eval-steps", "positive_int", "steps between evaluations of --validation-file"),
+    # Checkpoint selection (the registry pipelines' inputs of the same names); finetune.args.checkpoint_settings.
+    Flag("--metric-for-best-model", "text", "keep the checkpoint best on this validation metric (loss, ...)"),
+    Flag("--save-total-limit", "checkpoint_limit", "save a checkpoint per evaluation; keep N (-1: all)"),
     Flag(
         "--output-dir",
         "path",
@@ -211,6 +222,19 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _seq_length(value: str) -> int | None:
+    if value.strip().lower() == "auto":
+        return None  # auto: the entry point reads the model's own maximum (resolve_max_seq_length)
+    return _positive_int(value)
+
+
+def _checkpoint_limit(value: str) -> int:
+    number = int(value)
+    if number == 0 or number < -1:
+        raise argparse.ArgumentTypeError(f"expected -1 (keep all) or a positive integer, got {value}")
+    return number
+
+
 _PARSERS: dict[str, Any] = {
     "text": str,
     "int": int,
@@ -218,6 +242,8 @@ _PARSERS: dict[str, Any] = {
     "float": float,
     "bool": parse_bool,
     "path": Path,
+    "seq_length": _seq_length,
+    "checkpoint_limit": _checkpoint_limit,
 }
 
 

@@ -7,6 +7,7 @@ import re
 from azft_contract.errors import ContractError
 
 __all__ = [
+    "BEST_MODEL_METRICS",
     "CAUSAL_TASKS",
     "CHAT_ROLES",
     "CLASSIFICATION_TASKS",
@@ -70,6 +71,14 @@ COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
 COLUMN_KEYS = tuple(sorted({key for columns in COLUMNS.values() for key in columns}))
 
 CHAT_ROLES = ("system", "user", "assistant")
+
+#: Validation metrics the entry point's trainer computes, per task: what --metric-for-best-model may name.
+BEST_MODEL_METRICS: dict[str, tuple[str, ...]] = {
+    "chat-completion": ("loss", "mean_token_accuracy"),
+    "text-completion": ("loss", "mean_token_accuracy"),
+    "text-classification": ("loss", "accuracy"),
+    "token-classification": ("loss", "accuracy"),
+}
 
 #: jsonl: one JSON object per line; json: a JSON array of objects (or JSON Lines in a .json file);
 #: csv/tsv: a header row, then one row per example; parquet: one row per example (needs pyarrow).

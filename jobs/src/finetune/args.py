@@ -7,6 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from azft_contract import ContractError, flags, tasks
 
@@ -23,6 +24,9 @@ PEFT_TECHNIQUES = ("lora", "qlora", "dora")
 COLUMN_KEYS = tasks.COLUMN_KEYS
 OPTIMIZERS = flags.OPTIMIZERS
 LR_SCHEDULERS = flags.LR_SCHEDULERS
+BEST_MODEL_METRICS = tasks.BEST_MODEL_METRICS
+#: Tokens per example for --max-seq-length auto when neither the model's config nor its tokenizer says.
+FALLBACK_MAX_SEQ_LENGTH = 2048
 _SECRET_RE = re.compile(
     r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)=keyvault://(?P<vault>[A-Za-z0-9.-]+)/(?P<secret>[A-Za-z0-9-]+)$"
 )
@@ -68,7 +72,7 @@ class Args:
     warmup_ratio: float
     per_device_batch_size: int
     gradient_accumulation_steps: int
-    max_seq_length: int
+    max_seq_length: int | None  # None: auto, the model's own maximum (resolve_max_seq_length)
     precision: str
     gradient_checkpointing: bool
     packing: bool
@@ -79,6 +83,8 @@ class Args:
     secrets: list[SecretRef]
     logging_steps: int
     eval_steps: int | None
+    metric_for_best_model: str | None
+    save_total_limit: int | None
     output_dir: Path
     merged_output_dir: Path | None
     mlflow_model_dir: Path | None
@@ -144,6 +150,14 @@ def parse_args(argv: list[str] | None = None) -> Args:
         raise UsageError('--target-modules: expected "a,b,c" or all-linear')
     if ns.merged_output_dir is not None and ns.merged_output_dir.resolve() == ns.output_dir.resolve():
         raise UsageError("--merged-output-dir must differ from --output-dir")
+    if ns.metric_for_best_model is not None:
+        known = BEST_MODEL_METRICS.get(ns.task, ("loss",))
+        if ns.metric_for_best_model not in known:
+            raise UsageError(
+                f"--metric-for-best-model {ns.metric_for_best_model}: {ns.task} computes {', '.join(known)}"
+            )
+        if ns.validation_file is None:
+            raise UsageError("--metric-for-best-model needs --validation-file (the metric is computed on it)")
     if ns.technique == "qlora" and ns.task not in CAUSAL_TASKS + CLASSIFICATION_TASKS:
         raise UsageError(f"--technique qlora does not apply to task {ns.task}")
     return Args(
@@ -179,10 +193,58 @@ def parse_args(argv: list[str] | None = None) -> Args:
         secrets=secrets,
         logging_steps=ns.logging_steps,
         eval_steps=ns.eval_steps,
+        metric_for_best_model=ns.metric_for_best_model,
+        save_total_limit=ns.save_total_limit,
         output_dir=ns.output_dir,
         merged_output_dir=ns.merged_output_dir,
         mlflow_model_dir=ns.mlflow_model_dir,
     )
+
+
+def resolve_max_seq_length(args: Args, model_dir: Path | None, tokenizer: Any) -> int:
+    """--max-seq-length auto: the model's own maximum, from its config.json (max_position_embeddings), else the
+    tokenizer's model_max_length when it is a real limit; sets and returns args.max_seq_length."""
+    if args.max_seq_length is not None:
+        return args.max_seq_length
+    limit: int | None = None
+    config_file = model_dir / "config.json" if model_dir is not None else None
+    if config_file is not None and config_file.is_file():
+        import json
+
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            if isinstance(config.get(key), int) and config[key] > 0:
+                limit = config[key]
+                break
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if limit is None and isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 10**7:
+        limit = tokenizer_limit  # transformers writes ~1e30 when the tokenizer has no limit
+    args.max_seq_length = limit or FALLBACK_MAX_SEQ_LENGTH
+    return args.max_seq_length
+
+
+def checkpoint_settings(args: Args, has_eval: bool) -> dict[str, Any]:
+    """TrainingArguments for --metric-for-best-model and --save-total-limit. Without either the trainer saves no
+    intermediate checkpoint (the final model only). With them it saves one per evaluation (every --eval-steps,
+    else every epoch), keeps the newest N (and the best), and with a metric loads the best one at the end."""
+    if args.metric_for_best_model is None and args.save_total_limit is None:
+        return {}
+    every = "steps" if args.eval_steps else "epoch"
+    settings: dict[str, Any] = {
+        "save_strategy": every,
+        "save_steps": args.eval_steps or 500,
+        "save_total_limit": args.save_total_limit
+        if args.save_total_limit and args.save_total_limit > 0
+        else None,
+    }
+    if args.metric_for_best_model is not None and has_eval:
+        settings.update(
+            eval_strategy=every,
+            eval_steps=args.eval_steps,
+            load_best_model_at_end=True,
+            metric_for_best_model=args.metric_for_best_model,
+        )
+    return settings
 
 
 def is_main_process() -> bool:

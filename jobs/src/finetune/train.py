@@ -14,7 +14,7 @@ from typing import Any
 
 from finetune import data as datalib
 from finetune import export, modeling, tracking
-from finetune.args import CAUSAL_TASKS, Args
+from finetune.args import CAUSAL_TASKS, Args, checkpoint_settings, resolve_max_seq_length
 from finetune.errors import TrainingError, UsageError
 
 log = logging.getLogger("finetune")
@@ -179,6 +179,7 @@ def _common_training_kwargs(args: Args, rt: Runtime, has_eval: bool) -> dict[str
         **_backend_kwargs(rt),
         # Adapters under DDP: every trainable parameter gets a gradient; skipping the search saves a pass.
         "ddp_find_unused_parameters": False if args.is_peft and rt.world_size > 1 else None,
+        **checkpoint_settings(args, has_eval),  # --metric-for-best-model / --save-total-limit (args.py)
     }
 
 
@@ -370,7 +371,8 @@ def _prepare_kbit(model: Any, args: Args, rt: Runtime) -> Any:
 def _final_eval(trainer: Any) -> dict[str, float]:
     # An eval at the last step (eval_steps dividing max_steps) already measured the final model.
     evals = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
-    if evals and evals[-1].get("step") == trainer.state.global_step:
+    best_loaded = trainer.args.load_best_model_at_end  # the last eval measured another checkpoint
+    if evals and evals[-1].get("step") == trainer.state.global_step and not best_loaded:
         return {key: value for key, value in evals[-1].items() if key.startswith("eval_")}
     metrics: dict[str, float] = trainer.evaluate()
     return metrics
@@ -622,6 +624,9 @@ def run(args: Args, splits: datalib.Splits) -> dict[str, Any]:
     _quiet_libraries()
     source = modeling.locate_model(args.model)
     tokenizer = modeling.load_tokenizer(source)
+    resolve_max_seq_length(
+        args, Path(source.model) if source.local else None, tokenizer
+    )  # --max-seq-length auto
     args.output_dir.mkdir(parents=True, exist_ok=True)
     rt.tracking_uri = tracking.setup_mlflow(args.output_dir)
     transformers.set_seed(args.seed)
