@@ -23,6 +23,7 @@ import ast
 import functools
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,25 +87,29 @@ def _literal(node: ast.AST) -> Any:
         return None
 
 
-def _enum_classes(path: Path) -> dict[str, list[str]]:
-    enums: dict[str, list[str]] = {}
+def _class_nodes(path: Path) -> Iterator[ast.ClassDef]:
+    """The top-level classes of a generated models module (msrest or typespec)."""
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.ClassDef):
-            enums[node.name] = [
-                statement.value.value
-                for statement in node.body
-                if isinstance(statement, ast.Assign)
-                and isinstance(statement.value, ast.Constant)
-                and isinstance(statement.value.value, str)
-            ]
+            yield node
+
+
+def _enum_classes(path: Path) -> dict[str, list[str]]:
+    enums: dict[str, list[str]] = {}
+    for node in _class_nodes(path):
+        enums[node.name] = [
+            statement.value.value
+            for statement in node.body
+            if isinstance(statement, ast.Assign)
+            and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str)
+        ]
     return enums
 
 
 def _msrest_classes(path: Path) -> dict[str, dict[str, Any]]:
     classes: dict[str, dict[str, Any]] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if not isinstance(node, ast.ClassDef):
-            continue
+    for node in _class_nodes(path):
         record: dict[str, Any] = {
             "bases": [base.id if isinstance(base, ast.Name) else ast.unparse(base) for base in node.bases],
             "validation": {},
@@ -262,9 +267,7 @@ def _keyword(call: ast.Call, name: str) -> Any:
 
 def _typespec_classes(path: Path) -> dict[str, dict[str, Any]]:
     classes: dict[str, dict[str, Any]] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if not isinstance(node, ast.ClassDef):
-            continue
+    for node in _class_nodes(path):
         record: dict[str, Any] = {
             "bases": [ast.unparse(base) for base in node.bases],
             "fields": {},
