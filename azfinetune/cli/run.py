@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ from azfinetune.cli._app import Application
 
 if TYPE_CHECKING:
     from azfinetune.local import LocalRun, LocalRunPlan
+    from azfinetune.local_pipeline import LocalPipelinePlan, LocalPipelineRun, StepPlan, StepResult
     from azfinetune.spec import FineTuneSpec
 
 
@@ -36,11 +38,24 @@ def run(
     allow_download: bool,
     dry_run: bool,
 ) -> None:
-    """Run a spec's training locally — the same command line Azure ML would run (any MaaP spec)."""
+    """Run a spec's training locally — the same command line Azure ML would run (any MaaP spec).
+
+    A `pipeline` spec runs every step of its pipeline (validate, fine-tune, merge, evaluate, register decision)
+    in order, with the command lines of the Azure ML pipeline job."""
     from azfinetune.spec import load_spec
     from azfinetune.targets import as_local, check_spec
 
-    report = check_spec(as_local(load_spec(spec_path, overrides=list(overrides))))
+    spec = load_spec(spec_path, overrides=list(overrides))
+    if spec.target.kind == "pipeline":
+        # Checked as the pipeline it is (min_eval is its register step's gate); whether the model and the data
+        # can be read here is checked when the steps are resolved (as for a local training run).
+        report = check_spec(spec)
+        for warning in report.warnings:
+            app.issue(warning)
+        report.raise_for_errors()
+        run_pipeline_spec(app, report.spec, outputs=outputs, allow_download=allow_download, dry_run=dry_run)
+        return
+    report = check_spec(as_local(spec))
     for warning in report.warnings:
         app.issue(warning)
     report.raise_for_errors()
@@ -85,5 +100,78 @@ def run_spec(
     app.out.print(f"  log:       {escape(str(result.plan.log_file))}")
     if result.plot is not None:
         app.out.print(f"  loss plot: {escape(str(result.plot))}")
+    app.out.print(f"To see the metrics again: azfinetune report {escape(str(result.run_dir))}")
+    return result
+
+
+def run_pipeline_spec(
+    app: Application, spec: FineTuneSpec, *, outputs: Path | None, allow_download: bool, dry_run: bool = False
+) -> LocalPipelineRun | None:
+    """Run (or, dry, show) every step of a checked pipeline spec locally, printing each step's status."""
+    from azfinetune.cli._progress import TrainingProgress
+    from azfinetune.local_pipeline import prepare_local_pipeline, run_local_pipeline
+
+    if dry_run:
+        plan = prepare_local_pipeline(spec, outputs_root=outputs, allow_download=allow_download)
+        plan.run_dir.rmdir()
+        for step in plan.steps:
+            app.out.print(f"# {step.name} (cwd: {step.cwd})", markup=False)
+            app.out.print(shlex.join(step.command), markup=False, soft_wrap=True)
+        app.out.print(f"outputs: {plan.run_dir}", markup=False)
+        return None
+
+    progress = TrainingProgress(app.out)
+    showing: list[TrainingProgress] = []  # the progress bar, while the fine-tune step runs
+
+    def stop_progress() -> None:
+        while showing:
+            showing.pop().__exit__(None, None, None)
+
+    def started(plan: LocalPipelinePlan) -> None:
+        app.out.print(f"run folder: {escape(str(plan.run_dir))}")
+        app.out.print(f"steps: {' → '.join(step.name for step in plan.steps)}")
+
+    def step_started(step: StepPlan) -> None:
+        app.out.print(f"[bold]▸ {step.name}[/bold]")
+        if step.name == "finetune":
+            showing.append(progress.__enter__())
+
+    def step_done(result: StepResult) -> None:
+        stop_progress()
+        mark = "[green]✓[/green]" if result.status == "completed" else "[red]✗[/red]"
+        app.out.print(f"{mark} {result.name} {result.status} in {result.seconds:.1f} s")
+
+    try:
+        result = run_local_pipeline(
+            spec,
+            outputs_root=outputs,
+            allow_download=allow_download,
+            on_start=started,
+            on_step=step_started,
+            on_step_done=step_done,
+            on_progress=progress.update,
+        )
+    finally:
+        stop_progress()
+    metrics, evaluation = result.metrics, result.evaluation
+    app.out.print(
+        f"[green]✓[/green] pipeline {spec.name}: train_loss {metrics.get('train_loss', float('nan')):.4f}"
+        + (
+            f", evaluated {evaluation['eval_loss']:.4f} eval_loss"
+            if evaluation.get("eval_loss") is not None
+            else ""
+        )
+    )
+    if result.decision is not None:
+        decision = result.decision
+        mark = "[green]✓[/green]" if decision.get("passed") else "[yellow]![/yellow]"
+        app.out.print(
+            f"{mark} register {escape(str(decision.get('model_name')))}: {escape(str(decision.get('reason')))}"
+        )
+    for role, folder in result.plan.outputs.items():
+        app.out.print(f"  {role + ':':<13} {escape(folder)}")
+    app.out.print(f"  {'logs:':<13} {escape(str(result.run_dir / 'logs'))}")
+    if result.plot is not None:
+        app.out.print(f"  {'loss plot:':<13} {escape(str(result.plot))}")
     app.out.print(f"To see the metrics again: azfinetune report {escape(str(result.run_dir))}")
     return result
