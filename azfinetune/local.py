@@ -34,11 +34,13 @@ __all__ = [
     "TRAIN_MODULES",
     "LocalRun",
     "LocalRunPlan",
+    "azureml_env",
     "check_train_extra",
     "plot_losses",
     "prepare_local_run",
     "read_run",
     "run_local",
+    "stream_process",
 ]
 
 #: What the `train` extra brings; the local backend needs all of it.
@@ -174,18 +176,7 @@ def prepare_local_run(
     else:
         launcher = [sys.executable]
     command = [*launcher, "-m", ENTRYPOINT_MODULE, *args]
-    env = {
-        # What Azure ML sets for a command job, so the same code takes the same paths.
-        "AZUREML_RUN_ID": f"{name}_{run_id}",
-        "AZUREML_EXPERIMENT_NAME": spec.name,
-        "MLFLOW_EXPERIMENT_NAME": spec.name,
-        "MLFLOW_TRACKING_URI": (run_dir / "mlruns").as_uri(),
-        "MLFLOW_ALLOW_FILE_STORE": "true",
-        "PYTHONUNBUFFERED": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "HF_HUB_OFFLINE": "0" if allow_download else "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-    }
+    env = azureml_env(spec, name=name, run_id=run_id, run_dir=run_dir, allow_download=allow_download)
     return LocalRunPlan(
         spec=spec,
         name=name,
@@ -197,6 +188,63 @@ def prepare_local_run(
         inputs=inputs,
         outputs=outputs,
     )
+
+
+def azureml_env(
+    spec: FineTuneSpec, *, name: str, run_id: str, run_dir: Path, allow_download: bool
+) -> dict[str, str]:
+    """What Azure ML sets for a job's process (run id, experiment, MLflow tracking), so the same code takes the
+    same paths here; MLflow tracks into the run folder and the Hugging Face hub stays offline unless allowed."""
+    return {
+        "AZUREML_RUN_ID": f"{name}_{run_id}",
+        "AZUREML_EXPERIMENT_NAME": spec.name,
+        "MLFLOW_EXPERIMENT_NAME": spec.name,
+        "MLFLOW_TRACKING_URI": (run_dir / "mlruns").as_uri(),
+        "MLFLOW_ALLOW_FILE_STORE": "true",
+        "PYTHONUNBUFFERED": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "0" if allow_download else "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+
+
+def stream_process(
+    command: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log_file: Path,
+    on_message: Callable[[str, dict[str, Any]], None] | None = None,
+) -> int:
+    """Run `command`, all its output into `log_file`, each AZFT_PROGRESS message to `on_message(kind, payload)`;
+    its exit code. On Ctrl-C the process gets SIGINT (killed after 30 s) and KeyboardInterrupt propagates."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("w", encoding="utf-8") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                log.write(line)
+                parsed = parse_progress_line(line.rstrip("\n"))
+                if parsed is not None and on_message is not None:
+                    on_message(*parsed)
+            return process.wait()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            raise
 
 
 def run_local(
@@ -216,49 +264,28 @@ def run_local(
     plan = prepare_local_run(spec, outputs_root=outputs_root, allow_download=allow_download)
     if on_start is not None:
         on_start(plan)
-    plan.log_file.parent.mkdir(parents=True, exist_ok=True)
     (plan.run_dir / "command.json").write_text(
         json.dumps({"command": plan.command, "cwd": str(plan.cwd)}, indent=2)
     )
     env = {**os.environ, **plan.env, **(extra_env or {})}
-    error: dict[str, Any] | None = None
-    done: dict[str, Any] | None = None
-    with plan.log_file.open("w", encoding="utf-8") as log:
-        process = subprocess.Popen(
-            plan.command,
-            cwd=plan.cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
+    messages: dict[str, dict[str, Any]] = {}
+
+    def on_message(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "progress":
+            if on_progress is not None:
+                on_progress(payload)
+        else:
+            messages[kind] = payload  # the last `error` and `done` messages
+
+    try:
+        returncode = stream_process(
+            plan.command, cwd=plan.cwd, env=env, log_file=plan.log_file, on_message=on_message
         )
-        try:
-            assert process.stdout is not None
-            for line in process.stdout:
-                log.write(line)
-                parsed = parse_progress_line(line.rstrip("\n"))
-                if parsed is None:
-                    continue
-                kind, payload = parsed
-                if kind == "progress" and on_progress is not None:
-                    on_progress(payload)
-                elif kind == "error":
-                    error = payload
-                elif kind == "done":
-                    done = payload
-            returncode = process.wait()
-        except KeyboardInterrupt:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            raise RunInterrupted(
-                f"stopped; the partial outputs and the log are in {plan.run_dir}",
-                hint=f"log: {plan.log_file}",
-            ) from None
+    except KeyboardInterrupt:
+        raise RunInterrupted(
+            f"stopped; the partial outputs and the log are in {plan.run_dir}", hint=f"log: {plan.log_file}"
+        ) from None
+    error, done = messages.get("error"), messages.get("done")
     if returncode != 0:
         message = (error or {}).get("error") or f"the training process exited with code {returncode}"
         if returncode == 2:

@@ -17,8 +17,6 @@ import json
 import os
 import re
 import shlex
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -34,8 +32,10 @@ from azfinetune.local import (
     _model_input,
     _new_run_dir,
     _read_metrics,
+    azureml_env,
     check_train_extra,
     plot_losses,
+    stream_process,
 )
 from azfinetune.spec import FineTuneSpec
 from azfinetune.targets import as_local, job_code_dir, job_name
@@ -279,18 +279,7 @@ def prepare_local_pipeline(
                 log_file=run_dir / "logs" / f"{step}.log",
             )
         )
-    env = {
-        # What Azure ML sets for a pipeline step, so the same code takes the same paths.
-        "AZUREML_RUN_ID": f"{name}_{run_id}",
-        "AZUREML_EXPERIMENT_NAME": spec.name,
-        "MLFLOW_EXPERIMENT_NAME": spec.name,
-        "MLFLOW_TRACKING_URI": (run_dir / "mlruns").as_uri(),
-        "MLFLOW_ALLOW_FILE_STORE": "true",
-        "PYTHONUNBUFFERED": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "HF_HUB_OFFLINE": "0" if allow_download else "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-    }
+    env = azureml_env(spec, name=name, run_id=run_id, run_dir=run_dir, allow_download=allow_download)
     return LocalPipelinePlan(
         spec=spec,
         name=name,
@@ -316,40 +305,6 @@ def _last_error(log_file: Path) -> str | None:
         if re.match(r"^\w+: error: ", line):
             return line.split(": error: ", 1)[1]
     return next((line for line in reversed(lines) if line.strip()), None)
-
-
-def _run_step(
-    step: StepPlan, env: Mapping[str, str], on_progress: Callable[[dict[str, Any]], None] | None
-) -> int:
-    step.log_file.parent.mkdir(parents=True, exist_ok=True)
-    for folder in step.outputs.values():
-        Path(folder).mkdir(parents=True, exist_ok=True)  # Azure ML mounts every output before the step runs
-    with step.log_file.open("w", encoding="utf-8") as log:
-        process = subprocess.Popen(
-            step.command,
-            cwd=step.cwd,
-            env=dict(env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
-        try:
-            assert process.stdout is not None
-            for line in process.stdout:
-                log.write(line)
-                parsed = parse_progress_line(line.rstrip("\n"))
-                if parsed is not None and parsed[0] == "progress" and on_progress is not None:
-                    on_progress(parsed[1])
-            return process.wait()
-        except KeyboardInterrupt:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            raise
 
 
 def _write_status(plan: LocalPipelinePlan, results: list[StepResult]) -> None:
@@ -394,12 +349,21 @@ def run_local_pipeline(
     env = {**os.environ, **plan.env, **(extra_env or {})}
     results = [StepResult(name=step.name, status="not run", log_file=step.log_file) for step in plan.steps]
     _write_status(plan, results)
+
+    def on_message(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "progress" and on_progress is not None:
+            on_progress(payload)  # the fine-tune step's training progress
+
     for index, step in enumerate(plan.steps):
         if on_step is not None:
             on_step(step)
         started = time.monotonic()
+        for folder in step.outputs.values():
+            Path(folder).mkdir(parents=True, exist_ok=True)  # Azure ML mounts every output before a step runs
         try:
-            returncode = _run_step(step, env, on_progress if step.name == "finetune" else None)
+            returncode = stream_process(
+                step.command, cwd=step.cwd, env=env, log_file=step.log_file, on_message=on_message
+            )
         except KeyboardInterrupt:
             results[index] = StepResult(step.name, "failed", time.monotonic() - started, None, step.log_file)
             _write_status(plan, results)

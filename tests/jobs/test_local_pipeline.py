@@ -77,7 +77,7 @@ def test_optional_blocks_defaults_and_quoting() -> None:
         "python", "-m", "evaluate_model", "--model", "/a b/model", "--column", "text=review",
         "--batch", "4", "--out", "/runs/x/metrics",
     ]  # fmt: skip
-    with pytest.raises(BuildError, match="inputs.batch"):
+    with pytest.raises(BuildError, match=r"inputs\.batch"):
         resolve_command(
             template, {"model": "m", "columns": None, "test": None, "batch": None}, {}, quoted=frozenset()
         )
