@@ -110,11 +110,12 @@ def _report(
 
 def _is_job_file(path: str) -> bool:
     """An Azure ML job YAML (`az ml job create -f` schema, e.g. jobs/pipelines/*.yaml) rather than a spec."""
-    import yaml
+    from azfinetune.errors import SpecError
+    from azfinetune.spec._loader import load_yaml_file
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
-    except (OSError, yaml.YAMLError):
+        data = load_yaml_file(Path(path))  # decoded and bounded as load_spec does
+    except SpecError:
         return False  # load_spec reports it with its position
     if not isinstance(data, dict) or "model" in data:
         return False
