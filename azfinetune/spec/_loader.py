@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from azfinetune.errors import Issue, SpecError
+from azfinetune.secrets import iter_secrets
 from azfinetune.spec._errors import format_path, spec_error_from_validation, split_path
 from azfinetune.spec._models import FineTuneSpec
 
@@ -356,6 +357,16 @@ def spec_from_dict(
     overridden = {split_path(k) for k in (overrides or {})}
     raw = apply_overrides(dict(data), overrides or {})
     base = (base_dir or Path.cwd()).resolve()
+    leaks = [
+        Issue(
+            format_path(loc),
+            f"carries {kind}; refused, so it is never sent in a job, a log or an output (the value was not printed)",
+            hint="keep secrets out of the spec: use a datastore, an Azure identity or a key vault reference",
+        )
+        for loc, kind in iter_secrets(raw)
+    ]
+    if leaks:
+        raise _locate(SpecError(leaks, file=source), positions or {}, source, overridden)
     try:
         spec = FineTuneSpec.model_validate(raw)
     except ValidationError as error:
