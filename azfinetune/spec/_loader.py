@@ -12,7 +12,12 @@ from pydantic import ValidationError
 
 from azfinetune.errors import Issue, SpecError
 from azfinetune.secrets import iter_secrets
-from azfinetune.spec._errors import format_path, spec_error_from_validation, split_path
+from azfinetune.spec._errors import (
+    bool_for_number_issues,
+    format_path,
+    spec_error_from_validation,
+    split_path,
+)
 from azfinetune.spec._models import FineTuneSpec
 
 __all__ = [
@@ -360,11 +365,13 @@ def spec_from_dict(
     leaks = [
         Issue(
             format_path(loc),
-            f"carries {kind}; refused, so it is never sent in a job, a log or an output (the value was not printed)",
+            f"must not carry credentials: it holds {kind} (the value was not printed); refused so it never "
+            "reaches a job, a log or an output",
             hint="keep secrets out of the spec: use a datastore, an Azure identity or a key vault reference",
         )
         for loc, kind in iter_secrets(raw)
     ]
+    leaks.extend(bool_for_number_issues(FineTuneSpec, raw))
     if leaks:
         raise _locate(SpecError(leaks, file=source), positions or {}, source, overridden)
     try:
