@@ -30,6 +30,11 @@ from azfinetune.cli._app import Application
     help="Write to this file (paths in it are relative to its folder) instead of printing.",
 )
 @click.option("--force", is_flag=True, help="Overwrite the -o file even if azfinetune did not write it.")
+@click.option(
+    "--allow-no-fit",
+    is_flag=True,
+    help="Accept a job the planner says cannot fit in GPU memory even optimistically (an error otherwise).",
+)
 @click.pass_obj
 def build(
     app: Application,
@@ -38,8 +43,12 @@ def build(
     output_format: str,
     output: str | None,
     force: bool,
+    allow_no_fit: bool = False,
 ) -> None:
     """Build the Azure ML job for SPEC without submitting it (offline)."""
+    from azfinetune.targets import ALLOW_NO_FIT
+
+    ALLOW_NO_FIT.set(allow_no_fit)
     from azfinetune.targets import export_spec
 
     target = Path(output) if output else None
