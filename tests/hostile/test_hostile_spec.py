@@ -196,7 +196,7 @@ def _other_cases() -> list[Case]:
         (
             "deep-block-nesting",
             _append("".join("  " * i + f"k{i}:\n" for i in range(40)) + "  " * 40 + "leaf: 1"),
-            "k32:",
+            "k33:",
             "nested more than",
             None,
         ),
