@@ -134,6 +134,8 @@ def _message(error: Any, root: type[BaseModel], loc: Loc) -> tuple[str, str | No
         return _bad_target_kind(value)
     if kind == "extra_forbidden" and loc in _MOVED_KEYS:
         return f"unknown key {str(loc[-1])!r}", _MOVED_KEYS[loc]
+    if kind == "extra_forbidden" and not loc:
+        return "unknown key", None
     if kind == "extra_forbidden":
         model = _model_at(root, loc)
         choices = list(model.model_fields) if model else []
@@ -246,6 +248,9 @@ def spec_error_from_validation(
     issues: list[Issue] = []
     for item in _collapse_union_errors(list(error.errors())):
         loc = _clean_loc(item["loc"])
+        if item["type"] == "extra_forbidden" and item["loc"]:
+            # The last part is the user's own key, whatever characters it has ('[', "a'b"): keep it as written.
+            loc = (*_clean_loc(item["loc"][:-1]), str(item["loc"][-1]))
         if item["type"] in ("union_tag_invalid", "union_tag_not_found") and loc == ("target",):
             loc = ("target", "kind") if isinstance(item.get("input"), dict) else loc
             message, hint = _bad_target_kind(item.get("input"))
