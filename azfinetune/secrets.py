@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-__all__ = ["find_secret", "iter_secrets", "redact"]
+__all__ = ["credential_files", "find_secret", "iter_secrets", "redact", "uploaded_files"]
 
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("a SAS signature (sig=)", re.compile(r"(?:^|[?&;\s])sig=[^&\s]+", re.IGNORECASE)),
@@ -75,3 +76,56 @@ def iter_secrets(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple
         kind = find_secret(value)
         if kind:
             yield path, kind
+
+
+#: Files that hold credentials by their name: never part of an uploaded folder.
+_CREDENTIAL_NAMES = re.compile(
+    r"^(\.env(\..*)?|\.netrc|_netrc|\.git-credentials|\.pypirc|\.npmrc|credentials(\.json)?|"
+    r"id_(rsa|dsa|ecdsa|ed25519)(_sk)?|.*\.(pem|key|pfx|p12|jks|keystore|ppk))$",
+    re.IGNORECASE,
+)
+
+
+def _ignore_spec(folder: Path) -> Any:
+    """The folder's .amlignore (else .gitignore) patterns, as Azure ML's upload reads them; None if neither."""
+    import pathspec
+
+    for name in (".amlignore", ".gitignore"):
+        path = folder / name
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    return None
+
+
+def uploaded_files(folder: Path, always_ignored: Callable[[Path], bool] = lambda _: False) -> list[Path]:
+    """The files of `folder` an upload takes: .amlignore/.gitignore honoured, `always_ignored` skipped."""
+    ignore = _ignore_spec(folder)
+    found: list[Path] = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if always_ignored(relative):
+            continue
+        if ignore is not None and ignore.match_file(relative.as_posix()):
+            continue
+        if path.is_file():
+            found.append(path)
+    return found
+
+
+def credential_files(files: list[Path], folder: Path) -> list[str]:
+    """The files among `files` that hold credentials (by name, or a private key inside): relative names."""
+    found: list[str] = []
+    for path in files:
+        relative = path.relative_to(folder).as_posix()
+        if _CREDENTIAL_NAMES.fullmatch(path.name):
+            found.append(relative)
+            continue
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(4096).decode("utf-8", errors="replace")
+        except OSError:
+            continue
+        if "PRIVATE KEY-----" in head or find_secret(head) in ("a storage connection string / account key",):
+            found.append(relative)
+    return found
