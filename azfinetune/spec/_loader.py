@@ -411,7 +411,7 @@ def load_spec(
             [Issue("", f"the spec must be a mapping of keys, got a {type(data).__name__}", file, 1, 1)],
             file=file,
         )
-    positions, duplicates = _positions(node, file)
+    positions, duplicates = _positions(node, file) if node is not None else ({}, [])
     if duplicates:
         raise SpecError(duplicates, file=file)
     return spec_from_dict(
