@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 @workspace_options
 @foundry_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--allow-no-fit",
+    is_flag=True,
+    help="Accept a job the planner says cannot fit in GPU memory even optimistically (an error otherwise).",
+)
 @click.pass_obj
 def submit(
     app: Application,
@@ -56,10 +61,14 @@ def submit(
     workspace: WorkspaceFlags,
     foundry: FoundryFlags,
     as_json: bool,
+    allow_no_fit: bool = False,
 ) -> None:
     """Submit SPEC to Azure ML (target.kind foundry: to Azure AI Foundry). The job's name comes from the spec and
     its data, so submitting the same spec again returns the existing job instead of starting a second one (use
     --new-run to start another)."""
+    from azfinetune.targets import ALLOW_NO_FIT
+
+    ALLOW_NO_FIT.set(allow_no_fit)
     from azfinetune.spec import load_spec
 
     if _is_job_file(spec):
@@ -110,11 +119,12 @@ def _report(
 
 def _is_job_file(path: str) -> bool:
     """An Azure ML job YAML (`az ml job create -f` schema, e.g. jobs/pipelines/*.yaml) rather than a spec."""
-    import yaml
+    from azfinetune.errors import SpecError
+    from azfinetune.spec import load_yaml_file
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
-    except (OSError, yaml.YAMLError):
+        data = load_yaml_file(Path(path))  # decoded and bounded as load_spec does
+    except SpecError:
         return False  # load_spec reports it with its position
     if not isinstance(data, dict) or "model" in data:
         return False

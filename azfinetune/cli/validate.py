@@ -21,9 +21,23 @@ from azfinetune.errors import AzFineTuneError
     help="Override a spec key, e.g. training.epochs=1.",
 )
 @click.option("--no-data", is_flag=True, help="Skip the data-file checks.")
+@click.option(
+    "--allow-no-fit",
+    is_flag=True,
+    help="Accept a job the planner says cannot fit in GPU memory even optimistically (an error otherwise).",
+)
 @click.pass_obj
-def validate(app: Application, specs: tuple[str, ...], overrides: tuple[str, ...], no_data: bool) -> None:
+def validate(
+    app: Application,
+    specs: tuple[str, ...],
+    overrides: tuple[str, ...],
+    no_data: bool,
+    allow_no_fit: bool = False,
+) -> None:
     """Check one or more specs (and their data files) without touching Azure."""
+    from azfinetune.targets import ALLOW_NO_FIT
+
+    ALLOW_NO_FIT.set(allow_no_fit)
     from azfinetune.targets import check_spec
 
     failed = 0

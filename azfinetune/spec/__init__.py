@@ -1,7 +1,13 @@
 """The fine-tuning spec: strict pydantic models, load_spec() with file:line:column errors, structural rules."""
 
 from azfinetune.spec._errors import did_you_mean, format_path, split_path
-from azfinetune.spec._loader import apply_overrides, load_spec, parse_overrides, spec_from_dict
+from azfinetune.spec._loader import (
+    apply_overrides,
+    load_spec,
+    load_yaml_file,
+    parse_overrides,
+    spec_from_dict,
+)
 from azfinetune.spec._models import (
     DataColumns,
     DataSpec,
@@ -73,6 +79,7 @@ __all__ = [
     "foundry_endpoint",
     "kinds_with_field",
     "load_spec",
+    "load_yaml_file",
     "model_kind",
     "parse_overrides",
     "spec_from_dict",

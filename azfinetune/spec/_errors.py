@@ -134,6 +134,8 @@ def _message(error: Any, root: type[BaseModel], loc: Loc) -> tuple[str, str | No
         return _bad_target_kind(value)
     if kind == "extra_forbidden" and loc in _MOVED_KEYS:
         return f"unknown key {str(loc[-1])!r}", _MOVED_KEYS[loc]
+    if kind == "extra_forbidden" and not loc:
+        return "unknown key", None
     if kind == "extra_forbidden":
         model = _model_at(root, loc)
         choices = list(model.model_fields) if model else []
@@ -246,6 +248,9 @@ def spec_error_from_validation(
     issues: list[Issue] = []
     for item in _collapse_union_errors(list(error.errors())):
         loc = _clean_loc(item["loc"])
+        if item["type"] == "extra_forbidden" and item["loc"]:
+            # The last part is the user's own key, whatever characters it has ('[', "a'b"): keep it as written.
+            loc = (*_clean_loc(item["loc"][:-1]), str(item["loc"][-1]))
         if item["type"] in ("union_tag_invalid", "union_tag_not_found") and loc == ("target",):
             loc = ("target", "kind") if isinstance(item.get("input"), dict) else loc
             message, hint = _bad_target_kind(item.get("input"))
@@ -259,3 +264,42 @@ def spec_error_from_validation(
             _TARGET_MODEL.reset(token)
         issues.append(Issue(path=format_path(loc), message=message, hint=hint, file=file))
     return SpecError(issues, file=file)
+
+
+def _scalar_types(annotation: Any) -> set[Any]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return set().union(*(_scalar_types(arg) for arg in typing.get_args(annotation)))
+    if origin is typing.Annotated:
+        return _scalar_types(typing.get_args(annotation)[0])
+    return {annotation}
+
+
+def bool_for_number_issues(root: type[BaseModel], data: Any) -> list[Issue]:
+    """`nodes: true` is not 1: a YAML boolean given where the field takes a number (and not a boolean)."""
+    issues: list[Issue] = []
+    target = data.get("target") if isinstance(data, dict) else None
+    kind = target.get("kind") if isinstance(target, dict) else None
+    token = _TARGET_MODEL.set(_target_model(kind if isinstance(kind, str) else None))
+    try:
+        stack: list[tuple[Loc, Any]] = [((), data)]
+        while stack:
+            loc, value = stack.pop()
+            if isinstance(value, dict):
+                stack.extend(((*loc, str(k)), v) for k, v in value.items())
+            elif isinstance(value, bool) and loc and not isinstance(loc[-1], int):
+                model = _model_at(root, loc)
+                field = model.model_fields.get(str(loc[-1])) if model is not None else None
+                kinds = _scalar_types(field.annotation) if field is not None else set()
+                if bool not in kinds and kinds & {int, float}:
+                    word = "an integer" if int in kinds else "a number"
+                    issues.append(
+                        Issue(
+                            format_path(loc),
+                            f"must be {word}, got {str(value).lower()}",
+                            hint="write the number",
+                        )
+                    )
+    finally:
+        _TARGET_MODEL.reset(token)
+    return issues

@@ -398,6 +398,29 @@ class WorkspaceSpec(StrictModel):
     resource_group: Annotated[str, Field(description="Resource group.")]
     name: Annotated[str, Field(description="Workspace name.")]
 
+    @field_validator("subscription_id")
+    @classmethod
+    def _subscription_guid(cls, value: str) -> str:
+        if not re.fullmatch(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", value):
+            raise ValueError("must be a subscription id GUID like 00000000-0000-0000-0000-000000000000")
+        return value
+
+    @field_validator("resource_group")
+    @classmethod
+    def _resource_group_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[-\w._()]{1,90}", value) or value.endswith("."):
+            raise ValueError(
+                "a resource group name is 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'"
+            )
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _workspace_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{2,32}", value):
+            raise ValueError("a workspace name is 3-33 letters, digits, '-' or '_', starting with a letter or digit")
+        return value
+
 
 # `register` is a spec key (DESIGN.md) that pydantic warns shadows ABCMeta.register; instances are unaffected.
 warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)

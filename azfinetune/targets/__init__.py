@@ -12,7 +12,7 @@ from typing import Any
 
 from azfinetune.errors import SpecError
 from azfinetune.spec import FineTuneSpec
-from azfinetune.targets._check import CheckReport, check_spec, file_issues
+from azfinetune.targets._check import ALLOW_NO_FIT, CheckReport, check_spec, file_issues
 from azfinetune.targets._common import azfinetune_tags, file_sha256, job_name, spec_fingerprint
 from azfinetune.targets._deepspeed import deepspeed_config, deepspeed_config_text
 from azfinetune.targets._entrypoint import (
@@ -30,6 +30,7 @@ from azfinetune.targets._protocol import Target, TargetBase, WorkspaceSession
 from azfinetune.targets._registry import TARGETS, as_local, get_target, target_issues
 
 __all__ = [
+    "ALLOW_NO_FIT",
     "ENTRYPOINT_MODULE",
     "ENTRYPOINT_TASKS",
     "TARGETS",

@@ -5,6 +5,7 @@ and a spec this accepts builds (the invariant tests in tests/targets/test_invari
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,13 @@ from azfinetune.targets._registry import target_issues
 if TYPE_CHECKING:
     from azfinetune.data import DataReport
 
-__all__ = ["CheckReport", "check_spec", "file_issues"]
+__all__ = ["ALLOW_NO_FIT", "CheckReport", "check_spec", "file_issues"]
 
 _GIB = 1024**3
+
+#: Set by `--allow-no-fit` (validate, submit, build): a plan whose optimistic estimate exceeds the GPU memory is
+#: then a warning, not an error, for users who know better than the planner.
+ALLOW_NO_FIT: contextvars.ContextVar[bool] = contextvars.ContextVar("azfinetune_allow_no_fit", default=False)
 
 
 @dataclass
@@ -63,7 +68,8 @@ def check_spec(
     if data and not report.errors:
         report.data_reports = _validate_data_files(spec)
     if not report.errors:
-        report.warnings.extend(_plan_warnings(spec, report.data_reports.get("train")))
+        for issue in _plan_warnings(spec, report.data_reports.get("train")):
+            (report.errors if issue.is_error else report.warnings).append(issue)
     return report
 
 
@@ -96,6 +102,25 @@ def _plan_warnings(spec: FineTuneSpec, data_report: Any) -> list[Issue]:
     if result.fits is not False:
         return []
     advice = result.recommendations[0] if result.recommendations else "see `azfinetune plan` for what fits"
+    # The optimistic estimate: the model states alone (weights, gradients, optimizer), no activations, buffers
+    # or CUDA context. When even that exceeds the GPU, the job cannot start: an error, not a warning.
+    floor = sum(item.bytes for item in result.items if item.group == "model states")
+    capacity = result.capacity or 0
+    if capacity and floor > capacity and not ALLOW_NO_FIT.get():
+        return [
+            _locate(
+                spec,
+                Issue(
+                    "target.instance_type",
+                    f"the job cannot fit: even the optimistic estimate (model states only) is "
+                    f"{floor / _GIB:.1f} GiB per GPU, the GPU has {capacity / _GIB:.1f} GiB "
+                    f"(full estimate {result.total / _GIB:.1f} GiB)",
+                    hint="; ".join(
+                        [*result.recommendations[1:4], "or pass --allow-no-fit if you know better"]
+                    ),
+                ),
+            )
+        ]
     return [
         _locate(
             spec,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from azfinetune.errors import BuildError, Issue
+from azfinetune.secrets import credential_files, uploaded_files
 from azfinetune.spec import FineTuneSpec
 from azfinetune.targets._paths import environment_dirs, project_root, resolve_environment_dir
 
@@ -56,15 +57,23 @@ def is_environment_folder(reference: str) -> bool:
     return "/" in reference or "\\" in reference or reference.startswith((".", "~"))
 
 
+def _ignored(relative: Path) -> bool:
+    return any(part in _IGNORED_NAMES for part in relative.parts) or relative.name.endswith(_IGNORED_SUFFIXES)
+
+
 def _files(folder: Path) -> list[Path]:
-    found: list[Path] = []
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if any(part in _IGNORED_NAMES for part in relative.parts) or path.name.endswith(_IGNORED_SUFFIXES):
-            continue
-        if path.is_file():
-            found.append(path)
-    return found
+    """The files the build context uploads (.amlignore/.gitignore honoured), which the version hashes."""
+    return uploaded_files(folder, _ignored)
+
+
+def _credentials_problem(folder: Path) -> str | None:
+    found = credential_files(_files(folder), folder)
+    if not found:
+        return None
+    return (
+        f"the environment folder {folder} holds credential files that would be uploaded with the build context: "
+        f"{', '.join(found[:5])}; remove them or list them in {folder / '.amlignore'}"
+    )
 
 
 def environment_version(folder: Path) -> str:
@@ -105,6 +114,9 @@ def environment_from_folder(folder: Path, *, name: str | None = None) -> Environ
 
     folder = folder.resolve()
     definition = _definition(folder)
+    refused = _credentials_problem(folder)
+    if refused is not None:
+        raise BuildError(refused, path="environment")
     env_name = name or str(definition.get("name") or f"azfinetune-{folder.name}")
     if not _NAME_RE.fullmatch(env_name):
         raise BuildError(f"{env_name!r} is not a valid Azure ML environment name", path="environment")
@@ -199,6 +211,9 @@ def _folder_problem(folder: Path) -> str | None:
         return f"{name!r} is not a valid Azure ML environment name"
     if not _files(folder):
         return f"environment folder {folder} is empty"
+    refused = _credentials_problem(folder)
+    if refused is not None:
+        return refused
     build = definition.get("build")
     if isinstance(build, dict) or (not definition.get("image") and (folder / "Dockerfile").is_file()):
         build = build if isinstance(build, dict) else {}

@@ -31,7 +31,7 @@ def test_precedence_value_by_value(project: Project, monkeypatch: pytest.MonkeyP
     spec = load_spec(
         project.spec(
             "serverless",
-            extra="workspace: {subscription_id: sub-spec, resource_group: rg-spec, name: ws-spec}\n",
+            extra="workspace: {subscription_id: 11111111-2222-3333-4444-555555555555, resource_group: rg-spec, name: ws-spec}\n",
         )
     )
 
@@ -47,7 +47,7 @@ def test_precedence_value_by_value(project: Project, monkeypatch: pytest.MonkeyP
     )
     from_spec = resolve_workspace(spec=spec)
     assert (from_spec.subscription_id, from_spec.resource_group, from_spec.workspace_name) == (
-        "sub-spec",
+        "11111111-2222-3333-4444-555555555555",
         "rg-spec",
         "ws-spec",
     )
