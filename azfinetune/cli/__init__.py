@@ -57,7 +57,14 @@ def cli() -> None:
     """
 
 
+#: The commands that take a job, not a spec: their flags' help must not send the user to a spec.
+_JOB_COMMANDS = ("cancel", "deploy", "list", "logs", "report", "status")
+
 for _name, _command in COMMANDS.items():
+    if _name in _JOB_COMMANDS:
+        for _param in _command.params:
+            if isinstance(_param, click.Option) and _param.help:
+                _param.help = _param.help.replace("else the spec or ", "else ").replace("else the spec, ", "else ")
     cli.add_command(_command, _name)
 
 

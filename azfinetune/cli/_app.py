@@ -25,6 +25,8 @@ class Application:
     out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
     debug: bool = field(default_factory=lambda: os.environ.get("AZFINETUNE_DEBUG") == "1")
+    #: The command line after `azfinetune`, as typed: the printed "next command" hints repeat it (cli/_hints.py).
+    argv: list[str] = field(default_factory=list)
 
     def abort(self, text: str, *, code: int = 2) -> NoReturn:
         self.err.print(f"[red]error:[/red] {escape(text)}")
@@ -51,7 +53,7 @@ def _print_error(app: Application, error: BaseException) -> None:
 
 def run_with_boundary(group: click.Group, args: list[str] | None = None) -> int:
     """Run the CLI; user errors exit 2, service errors 1, no traceback unless AZFINETUNE_DEBUG=1."""
-    app = Application()
+    app = Application(argv=list(sys.argv[1:] if args is None else args))
     if not app.debug:
         # azure-ai-ml logs "This is an experimental class" for every pipeline entity; users cannot act on it.
         logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)

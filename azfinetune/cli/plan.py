@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from azfinetune.spec import FineTuneSpec
 
 GIB = 1024**3
+#: Below this many columns the alternatives print as key/value blocks instead of a 12-column table.
+_WIDE = 160
 _VERDICT_STYLE = {
     "fits": ("green", "✓ fits"),
     "tight": ("yellow", "! fits, tight"),
@@ -167,9 +169,9 @@ def render_plan(app: Application, result: Plan) -> None:
         out.print(f"  target: {result.target_kind} (no VM size)")
 
     table = Table(title="Memory per GPU", title_justify="left", show_edge=False, pad_edge=False)
-    table.add_column("item")
-    table.add_column("GiB", justify="right")
-    table.add_column("how")
+    table.add_column("item", overflow="fold")
+    table.add_column("GiB", justify="right", overflow="fold")
+    table.add_column("how", overflow="fold")
     for item in result.items:
         table.add_row(escape(item.name), _gib(item.bytes), escape(item.note))
     table.add_section()
@@ -218,13 +220,14 @@ def render_plan(app: Application, result: Plan) -> None:
         pad_edge=False,
     )
     for name in ("", "technique", "ZeRO", "GPUs", "VM size"):
-        alternatives.add_column(name)
+        alternatives.add_column(name, overflow="fold")
     for name in ("trainable", "GiB/GPU", "free"):
-        alternatives.add_column(name, justify="right")
-    alternatives.add_column("fits", justify="center")
+        alternatives.add_column(name, justify="right", overflow="fold")
+    alternatives.add_column("fits", justify="center", overflow="fold")
     for name in ("time", "USD"):
-        alternatives.add_column(name, justify="right")
-    alternatives.add_column("what it buys")
+        alternatives.add_column(name, justify="right", overflow="fold")
+    alternatives.add_column("what it buys", overflow="fold")
+    rows = []
     for alt in result.alternatives:
         fits = (
             "?"
@@ -238,22 +241,35 @@ def render_plan(app: Application, result: Plan) -> None:
             )
         )
         free = "—" if alt.margin is None else f"{alt.margin:.0%}"
-        alternatives.add_row(
-            escape(alt.role),
-            alt.technique,
-            escape(alt.zero),
-            _gpus(alt.nodes, alt.gpus_per_node, alt.gpu),
-            escape(alt.sku or "—"),
-            _count(alt.trainable_parameters),
-            _gib(alt.per_gpu_bytes),
-            free,
-            fits,
-            _hours(alt.hours),
-            _usd(alt.cost_usd),
-            escape(alt.purpose),
+        rows.append(
+            (
+                escape(alt.role),
+                alt.technique,
+                escape(alt.zero),
+                _gpus(alt.nodes, alt.gpus_per_node, alt.gpu),
+                escape(alt.sku or "—"),
+                _count(alt.trainable_parameters),
+                _gib(alt.per_gpu_bytes),
+                free,
+                fits,
+                _hours(alt.hours),
+                _usd(alt.cost_usd),
+                escape(alt.purpose),
+            )
         )
     out.print()
-    out.print(alternatives)
+    if out.width < _WIDE:
+        # Too narrow for 12 columns: one block per alternative, a key and its whole value per line.
+        out.print("[bold]Alternatives (technique × ZeRO × VM size)[/bold]")
+        names = [column.header for column in alternatives.columns]
+        for row in rows:
+            out.print()
+            for name, value in zip(names, row, strict=True):
+                out.print(f"  {name or 'role'!s:<12} {value}")
+    else:
+        for row in rows:
+            alternatives.add_row(*row)
+        out.print(alternatives)
 
     if result.recommendations:
         out.print()
@@ -300,7 +316,7 @@ def render_value_sources(app: Application, spec: FineTuneSpec) -> None:
         title="Values and where they come from", title_justify="left", show_edge=False, pad_edge=False
     )
     for name in ("setting", "value", "from", "spec key"):
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
     for item in items:
         style = _SOURCE_STYLE.get(item.source, "")
         source = item.source if item.sent else f"{item.source} (not sent)"
