@@ -192,7 +192,58 @@ def test_setup_venv_prints_one_line_per_phase_with_seconds(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "setup-venv: upgrading pip…" in lines
-    assert any(line.startswith("setup-venv: upgrading pip: done in ") and line.endswith(" s") for line in lines)
+    assert any(
+        line.startswith("setup-venv: upgrading pip: done in ") and line.endswith(" s") for line in lines
+    )
     assert any("installing azfinetune[dev,train] (editable)" in line and "done in" in line for line in lines)
     assert lines[-1].startswith("setup-venv: ready in ")
     assert "-e .[dev,train]" in calls.read_text()
+
+
+CHAIN = "\n".join(
+    [
+        "DefaultAzureCredential failed to retrieve a token from the included credentials.",
+        "Attempted credentials:",
+    ]
+    + [
+        f"\tCredential{i}: not available (EnvironmentCredential, ManagedIdentityCredential, ...)"
+        for i in range(11)
+    ]
+)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_no_login_prints_one_short_message_and_exits_2(
+    debug: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from azure.identity import CredentialUnavailableError
+
+    import azfinetune.cli as cli_package
+    from azfinetune.cli._app import run_with_boundary
+    from azfinetune.cli.jobs import WorkspaceFlags
+
+    def no_credential(self: WorkspaceFlags, spec: object = None) -> object:
+        raise CredentialUnavailableError(message=CHAIN)
+
+    monkeypatch.setattr(WorkspaceFlags, "client", no_credential)
+    monkeypatch.delenv("AZFINETUNE_DEBUG", raising=False)
+    args = ["status", "job-1", "--subscription", "s", "--resource-group", "rg", "--workspace", "ws"]
+    code = run_with_boundary(cli_package.cli, ["--debug", *args] if debug else args)
+    err = capsys.readouterr().err
+    assert code == 2
+    first = err.strip().splitlines()[0]
+    assert first.startswith("error: no usable Azure credential") and "az login" in first
+    assert "AZURE_CLIENT_SECRET" in first and "--debug" in first
+    assert ("Attempted credentials" in err) is debug
+    assert err.count("DefaultAzureCredential failed") == (1 if debug else 0)
+
+
+def test_set_technique_full_drops_the_lora_settings_with_a_note(capsys: pytest.CaptureFixture[str]) -> None:
+    from azfinetune.spec import load_spec
+
+    spec = ROOT / "jobs" / "examples" / "phi3-mini-lora.yaml"
+    loaded = load_spec(spec, overrides=["method.technique=full"])
+    assert loaded.method.technique.value == "full" and loaded.method.lora is None
+    assert "method.lora no longer applies" in capsys.readouterr().err
+    kept = load_spec(spec, overrides=["method.technique=lora"])
+    assert kept.method.lora is not None
