@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,13 @@ _VERDICT_STYLE = {
     is_flag=True,
     help="Count tokens with the model's tokenizer (from the local cache; slower) instead of ~4 characters each.",
 )
+@click.option(
+    "--model-config",
+    "model_config",
+    type=click.Path(exists=True),
+    metavar="PATH",
+    help="The model's config.json (or a folder with one), for a model the catalog does not know.",
+)
 @price_option
 @click.pass_obj
 def plan(
@@ -63,6 +71,7 @@ def plan(
     no_data: bool,
     exact_tokens: bool,
     price: float | None,
+    model_config: str | None,
 ) -> None:
     """Memory per GPU, fit, training time and cost of SPEC, and the alternatives (technique × ZeRO × VM size)."""
     from azfinetune.planner import plan as make_plan
@@ -73,7 +82,22 @@ def plan(
         print_foundry_plan(app, loaded, no_data=no_data, exact=exact_tokens, price=price, as_json=as_json)
         return
     report, note = (None, None) if no_data else _data_report(loaded, exact=exact_tokens)
-    result = make_plan(loaded, data_report=report, sku=instance_type)
+    shape = None
+    if model_config is not None:
+        from azfinetune.planner import ModelShape
+
+        shape = ModelShape.from_config_file(model_config, name=loaded.model)
+    try:
+        result = make_plan(loaded, data_report=report, sku=instance_type, model_shape=shape)
+    except AzFineTuneError as error:
+        # The planner's hints speak Python (model_shape=...); on the command line the flag does the same.
+        if shape is None and "architecture" in error.message and "unknown" in error.message:
+            raise type(error)(
+                error.message,
+                hint="give its config.json: azfinetune plan "
+                f"{shlex.quote(spec)} --model-config PATH (a config.json or a model folder)",
+            ) from None
+        raise
     if note:
         result.warnings.append(note)
     if as_json:

@@ -247,3 +247,20 @@ def test_set_technique_full_drops_the_lora_settings_with_a_note(capsys: pytest.C
     assert "method.lora no longer applies" in capsys.readouterr().err
     kept = load_spec(spec, overrides=["method.technique=lora"])
     assert kept.method.lora is not None
+
+
+def test_unknown_model_is_described_from_the_command_line(tmp_path: Path) -> None:
+    spec = ROOT / "jobs" / "examples" / "registry-question-answering.yaml"
+    failed = _plan(200, str(spec), "--no-data")
+    assert failed.returncode == 2
+    assert "model_shape=" not in failed.stderr and "--model-config" in failed.stderr
+    for flag in hint_flags(failed.stderr):
+        assert flag in _flags_of(COMMANDS["plan"]), flag
+    config = tmp_path / "config.json"
+    config.write_text(
+        '{"model_type": "llama", "hidden_size": 768, "num_hidden_layers": 6, "num_attention_heads": 12, '
+        '"intermediate_size": 3072, "vocab_size": 30522}'
+    )
+    planned = _plan(200, str(spec), "--no-data", "--model-config", str(config))
+    assert planned.returncode == 0, planned.stderr
+    assert "Memory per GPU" in planned.stdout
