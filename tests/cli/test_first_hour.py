@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -264,3 +265,21 @@ def test_unknown_model_is_described_from_the_command_line(tmp_path: Path) -> Non
     planned = _plan(200, str(spec), "--no-data", "--model-config", str(config))
     assert planned.returncode == 0, planned.stderr
     assert "Memory per GPU" in planned.stdout
+
+
+def test_data_validate_json_does_not_point_above(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from azfinetune.cli.data_cmd import data
+    from azfinetune.errors import DataError
+
+    path = tmp_path / "train.jsonl"
+    path.write_text(
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+    )
+    result = CliRunner().invoke(
+        data, ["validate", str(path), "-t", "chat-completion", "--serverless", "--json"], terminal_width=80
+    )
+    assert isinstance(result.exception, DataError)
+    assert "listed above" not in str(result.exception)
+    assert json.loads(result.output)["ok"] is False
