@@ -205,6 +205,12 @@ def render_plan(app: Application, result: Plan) -> None:
     out.print()
     out.print(table)
     style, label = _VERDICT_STYLE[result.verdict]
+    if result.verdict == "unknown" and result.local_ram is not None:
+        # A local run without a GPU size: the question is this machine's RAM, which the planner knows.
+        fits_ram = result.allocated <= result.local_ram
+        style, label = (
+            ("green", "✓ fits this machine's RAM") if fits_ram else ("red", "✗ exceeds this machine's RAM")
+        )
     if result.margin is not None and result.free_bytes is not None:
         free = (
             f" — {result.free_bytes / GIB:.1f} GiB free ({result.margin:.0%})"
@@ -285,11 +291,11 @@ def render_plan(app: Application, result: Plan) -> None:
     if out.width < _WIDE:
         # Too narrow for 12 columns: one block per alternative, a key and its whole value per line.
         out.print("[bold]Alternatives (technique × ZeRO × VM size)[/bold]")
-        names = [column.header for column in alternatives.columns]
+        headers = [str(column.header) for column in alternatives.columns]
         for row in rows:
             out.print()
-            for name, value in zip(names, row, strict=True):
-                out.print(f"  {name or 'role'!s:<12} {value}")
+            for header, value in zip(headers, row, strict=True):
+                out.print(f"  {header or 'role':<12} {value}")
     else:
         for row in rows:
             alternatives.add_row(*row)

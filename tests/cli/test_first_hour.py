@@ -283,3 +283,24 @@ def test_data_validate_json_does_not_point_above(tmp_path: Path) -> None:
     assert isinstance(result.exception, DataError)
     assert "listed above" not in str(result.exception)
     assert json.loads(result.output)["ok"] is False
+
+
+def test_local_plan_says_whether_it_fits_this_machine(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(
+        '{"model_type": "phi3", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, '
+        '"intermediate_size": 128, "vocab_size": 512}'
+    )
+    (tmp_path / "train.jsonl").write_text(
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+    )
+    spec = tmp_path / "local.yaml"
+    spec.write_text(
+        "name: lp\ntask: chat-completion\nmodel: ./model\ndata:\n  train: train.jsonl\n"
+        "method:\n  technique: lora\ntarget:\n  kind: local\n"
+    )
+    result = _plan(80, str(spec))
+    assert result.returncode == 0, result.stderr
+    assert "fit unknown" not in result.stdout and "fits this machine's RAM" in result.stdout
+    assert " 0.0 GiB" not in result.stdout
