@@ -8,10 +8,35 @@ from typing import Any
 from azfinetune.targets import project_root
 from azfinetune.tiny_model import chat_texts, make_chat_dataset, make_tiny_phi3
 
-__all__ = ["DEMO_PROMPT", "generate_reply", "quickstart_spec_path", "write_quickstart_assets"]
+__all__ = [
+    "AZURE_OVERRIDES",
+    "DEMO_PROMPT",
+    "generate_reply",
+    "next_command",
+    "quickstart_spec_path",
+    "write_quickstart_assets",
+]
 
 #: A question from the quickstart data; the fine-tuned model should answer it like the data does.
 DEMO_PROMPT = [{"role": "user", "content": "What color is a banana?"}]
+
+
+#: What the quickstart spec needs to become an Azure ML job: a catalog model instead of the local folder, and
+#: where to run. The demo's "Next:" line prints them; tests run that exact line.
+AZURE_OVERRIDES = (
+    "model=phi-3-mini-4k-instruct",
+    "target.kind=command",
+    "target.compute=serverless",
+    "target.instance_type=Standard_NC24ads_A100_v4",
+)
+
+
+def next_command(spec_path: Path | str, command: str = "plan") -> list[str]:
+    """`azfinetune plan SPEC --set ...`: the quickstart spec as an Azure ML job, after the demo wrote its data."""
+    words = ["azfinetune", command, str(spec_path)]
+    for override in AZURE_OVERRIDES:
+        words += ["--set", override]
+    return words
 
 
 def quickstart_spec_path() -> Path:

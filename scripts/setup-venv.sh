@@ -18,11 +18,22 @@ extras="${1:-train}"
 venv="${VENV:-.venv}"
 deepspeed_version="0.19.8"  # keep equal to the pin of the `deepspeed` extra in pyproject.toml
 pip_install() { "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@"; }
+# step LABEL COMMAND...: one line when a phase starts and one with its seconds when it ends, so a slow install
+# (minutes on a busy machine) is never silent. AZFT_SETUP_VERBOSE=1 shows pip's own output as well.
+step() {
+  local label="$1" started=$SECONDS
+  shift
+  echo "setup-venv: $label…"
+  "$@"
+  echo "setup-venv: $label: done in $((SECONDS - started)) s"
+}
+[ "${AZFT_SETUP_VERBOSE:-0}" = "1" ] && pip_install() { "$venv/bin/python" -m pip install --disable-pip-version-check "$@"; }
+total_started=$SECONDS
 
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-pip_install --upgrade pip
+[ -x "$venv/bin/python" ] || step "creating $venv" python3 -m venv "$venv"
+step "upgrading pip" pip_install --upgrade pip
 if [[ ",$extras," == *",train,"* || ",$extras," == *",deepspeed,"* ]] && ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
-  pip_install "${AZFT_TORCH_SPEC:-torch==2.13.0}"
+  step "installing ${AZFT_TORCH_SPEC:-torch==2.13.0} (CPU build)" pip_install "${AZFT_TORCH_SPEC:-torch==2.13.0}"
 fi
 
 constraints=()
@@ -51,11 +62,11 @@ if [[ ",$extras," == *",deepspeed,"* ]]; then
       rm -rf "$slot" && mv "$building" "$slot"  # whole or not at all: a failed build leaves no slot behind
       echo "setup-venv: deepspeed wheel built in $((SECONDS - started)) s"
     fi
-    pip_install "${constraints[@]}" "$slot"/deepspeed-"$deepspeed_version"-*.whl
+    step "installing deepspeed $deepspeed_version from $slot" pip_install "${constraints[@]}" "$slot"/deepspeed-"$deepspeed_version"-*.whl
   fi
 fi
-pip_install "${constraints[@]}" -e ".[$extras]"
-"$venv/bin/python" -c "import azfinetune"
+step "installing azfinetune[$extras] (editable) and its dependencies" pip_install "${constraints[@]}" -e ".[$extras]"
+step "checking that azfinetune imports" "$venv/bin/python" -c "import azfinetune"
 
 # dev: tests/testing/test_rest_schema.py re-derives FakeWorkspace's preview REST schemas from azure-ai-ml
 # 1.27.1's generated models (the last release that has them): its wheel is fetched once into the same cache,
@@ -64,6 +75,8 @@ if [[ ",$extras," == *",dev,"* ]]; then
   wheels="${AZFT_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/azfinetune/wheels}"
   if ! compgen -G "$wheels/azure_ai_ml-1.27.1-*.whl" >/dev/null; then
     mkdir -p "$wheels"
-    "$venv/bin/python" -m pip download -q --disable-pip-version-check --no-deps azure-ai-ml==1.27.1 -d "$wheels"
+    step "fetching the azure-ai-ml 1.27.1 wheel (tests/testing/test_rest_schema.py)" \
+      "$venv/bin/python" -m pip download -q --disable-pip-version-check --no-deps azure-ai-ml==1.27.1 -d "$wheels"
   fi
 fi
+echo "setup-venv: ready in $((SECONDS - total_started)) s ($venv, extras: $extras)"

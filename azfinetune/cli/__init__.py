@@ -45,7 +45,13 @@ COMMANDS: dict[str, click.Command] = {
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="azfinetune")
-def cli() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show tracebacks and the full detail of Azure errors (also AZFINETUNE_DEBUG=1).",
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     """Fine-tune language models on Azure Machine Learning from one spec file.
 
     \b
@@ -55,9 +61,23 @@ def cli() -> None:
       azfinetune plan SPEC                    memory, fit, time and cost before you pay
       azfinetune submit SPEC                  submit to Azure ML (once: repeats return the same job)
     """
+    if debug and ctx.obj is not None:
+        import logging
 
+        ctx.obj.debug = True
+        logging.getLogger("azure.identity").setLevel(logging.WARNING)
+
+
+#: The commands that take a job, not a spec: their flags' help must not send the user to a spec.
+_JOB_COMMANDS = ("cancel", "deploy", "list", "logs", "report", "status")
 
 for _name, _command in COMMANDS.items():
+    if _name in _JOB_COMMANDS:
+        for _param in _command.params:
+            if isinstance(_param, click.Option) and _param.help:
+                _param.help = _param.help.replace("else the spec or ", "else ").replace(
+                    "else the spec, ", "else "
+                )
     cli.add_command(_command, _name)
 
 

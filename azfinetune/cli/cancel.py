@@ -7,12 +7,12 @@ from rich.markup import escape
 
 from azfinetune.cli._app import Application
 from azfinetune.cli._foundry_flags import FoundryFlags, foundry_options, job_client
-from azfinetune.cli.jobs import WorkspaceFlags, echo_json, styled_status, workspace_options
+from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_workspace_options, styled_status
 
 
 @click.command()
 @click.argument("name")
-@workspace_options
+@job_workspace_options
 @foundry_options
 @click.option("--json", "as_json", is_flag=True, help="Print the job after the request as JSON.")
 @click.pass_obj

@@ -118,7 +118,7 @@ def validate(
 
             both = {"train": train_report.to_dict(), "validation": validation_report.to_dict()}
             text = orjson.dumps(both, option=orjson.OPT_INDENT_2).decode()
-        out.out(text, highlight=False)
+        click.echo(text)  # raw: rich would wrap long lines of the JSON at the terminal's width
     else:
         for i, report in enumerate(reports):
             if i:
@@ -133,5 +133,7 @@ def validate(
             f"{first.path}: {n_errors} error{'s' if n_errors != 1 else ''} in the data "
             f"({', '.join(sorted(first.error_counts))})",
             report=first,
-            hint="fix the lines listed above; --json gives the same report for programs",
+            hint="fix the lines the JSON report lists under each error kind"
+            if as_json
+            else "fix the lines listed above; --json gives the same report for programs",
         )

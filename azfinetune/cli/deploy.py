@@ -12,13 +12,12 @@ from rich.markup import escape
 
 from azfinetune.cli._app import Application
 from azfinetune.cli._foundry_flags import FoundryFlags, foundry_options, is_foundry, print_foundry_deploy
+from azfinetune.cli.jobs import WorkspaceFlags, job_workspace_options
 
 
-def _ml_client() -> Any:
-    """The workspace's MLClient, from the same configuration `submit` uses (config.json, AZURE_* variables)."""
-    from azfinetune.client import FineTuneClient
-
-    return FineTuneClient.from_config().ml_client
+def _ml_client(workspace: WorkspaceFlags) -> Any:
+    """The workspace's MLClient, from the same configuration `submit` uses (flags, AZURE_* variables, config.json)."""
+    return workspace.client().ml_client
 
 
 @click.command()
@@ -27,6 +26,7 @@ def _ml_client() -> Any:
 @click.option("--name", "endpoint", metavar="NAME", help="Endpoint name (default: from the model name).")
 @click.option("--model-version", default="1", show_default=True, help="Version of the registered model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint as JSON.")
+@job_workspace_options
 @foundry_options
 @click.pass_obj
 def deploy(
@@ -36,6 +36,7 @@ def deploy(
     endpoint: str | None,
     model_version: str,
     as_json: bool,
+    workspace: WorkspaceFlags,
     foundry: FoundryFlags,
 ) -> None:
     """Deploy the model that fine-tuning job JOB registered, and print how to call it."""
@@ -54,7 +55,7 @@ def deploy(
             "only serverless deployments are supported: pass --serverless "
             "(for managed online endpoints use `az ml online-deployment create`)"
         )
-    ml_client = _ml_client()
+    ml_client = _ml_client(workspace)
     with _service_errors(job):
         azure_job = ml_client.jobs.get(job)
         model_name = registered_model_of_job(azure_job)

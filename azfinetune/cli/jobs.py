@@ -25,6 +25,7 @@ __all__ = [
     "echo_json",
     "job_details",
     "job_table",
+    "job_workspace_options",
     "next_steps",
     "parse_since",
     "styled_status",
@@ -69,11 +70,17 @@ class WorkspaceFlags:
         )
 
 
-def workspace_options(command: F) -> F:
+def job_workspace_options(command: F) -> F:
+    """workspace_options for the commands that take a job, not a spec: their help does not mention a spec."""
+    return workspace_options(command, spec=False)
+
+
+def workspace_options(command: F, *, spec: bool = True) -> F:
     """--subscription / --resource-group / --workspace, handed to the command as one `workspace: WorkspaceFlags`.
 
     The flags win over the spec, the environment and config.json.
     """
+    before = "the spec, " if spec else ""
 
     @functools.wraps(command)
     def with_workspace(
@@ -91,19 +98,19 @@ def workspace_options(command: F) -> F:
             "--subscription",
             "subscription_id",
             metavar="ID",
-            help="Azure subscription id (else the spec, AZURE_SUBSCRIPTION_ID or config.json).",
+            help=f"Azure subscription id (else {before}AZURE_SUBSCRIPTION_ID or config.json).",
         ),
         click.option(
             "--resource-group",
             "resource_group",
             metavar="NAME",
-            help="Resource group (else the spec, AZURE_RESOURCE_GROUP or config.json).",
+            help=f"Resource group (else {before}AZURE_RESOURCE_GROUP or config.json).",
         ),
         click.option(
             "--workspace",
             "workspace_name",
             metavar="NAME",
-            help="Azure ML workspace (else the spec, AZUREML_WORKSPACE_NAME or config.json).",
+            help=f"Azure ML workspace (else {before}AZUREML_WORKSPACE_NAME or config.json).",
         ),
     ]
     decorated: Any = with_workspace
@@ -168,11 +175,19 @@ def job_details(info: JobInfo) -> Table:
 
 
 def next_steps(app: Application, name: str, *, flags: str = "") -> None:
-    """The commands a user wants next (SkyPilot's habit); `flags` are the ones they need to reach the job."""
-    quoted = name if re.fullmatch(r"[A-Za-z0-9_.-]+", name) else f"'{name}'"
-    app.out.print(f"To stream logs:   azfinetune logs {escape(quoted)} --follow{escape(flags)}")
-    app.out.print(f"To check status:  azfinetune status {escape(quoted)}{escape(flags)}")
-    app.out.print(f"To cancel:        azfinetune cancel {escape(quoted)}{escape(flags)}")
+    """The commands a user wants next (SkyPilot's habit), each with the flags that reach the job: the ones typed
+    on this command line (--workspace, --foundry-endpoint, ...), else `flags` (what the client was made with)."""
+    import shlex
+
+    from azfinetune.cli._hints import reach_flags
+
+    reach = reach_flags() or shlex.split(flags)
+    for label, command in (
+        ("To stream logs:   ", ["logs", name, "--follow"]),
+        ("To check status:  ", ["status", name]),
+        ("To cancel:        ", ["cancel", name]),
+    ):
+        app.out.print(label + escape(shlex.join(["azfinetune", *command, *reach])), soft_wrap=True)
 
 
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)

@@ -6,7 +6,7 @@ import click
 
 from azfinetune.cli._app import Application
 from azfinetune.cli._foundry_flags import FoundryFlags, foundry_options, job_client
-from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_table, parse_since, workspace_options
+from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_table, job_workspace_options, parse_since
 
 
 @click.command(name="list")
@@ -21,7 +21,7 @@ from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_table, parse_sinc
     "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many jobs."
 )
 @click.option("--all", "all_jobs", is_flag=True, help="Every job in the workspace, not only azfinetune's.")
-@workspace_options
+@job_workspace_options
 @foundry_options
 @click.option("--json", "as_json", is_flag=True, help="Print the jobs as a JSON list.")
 @click.pass_obj

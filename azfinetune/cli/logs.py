@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from azfinetune.cli._app import Application
 from azfinetune.cli._foundry_flags import FoundryFlags, foundry_options, job_client
-from azfinetune.cli.jobs import WorkspaceFlags, styled_status, workspace_options
+from azfinetune.cli.jobs import WorkspaceFlags, job_workspace_options, styled_status
 
 
 @click.command()
@@ -20,7 +20,7 @@ from azfinetune.cli.jobs import WorkspaceFlags, styled_status, workspace_options
 @click.option(
     "--timeout", type=float, default=None, help="With --follow: stop streaming after this many seconds."
 )
-@workspace_options
+@job_workspace_options
 @foundry_options
 @click.option(
     "--json", "as_json", is_flag=True, help="One JSON object per event (status change or log line)."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from azfinetune.spec import FineTuneSpec
 
 GIB = 1024**3
+#: Below this many columns the alternatives print as key/value blocks instead of a 12-column table.
+_WIDE = 160
 _VERDICT_STYLE = {
     "fits": ("green", "✓ fits"),
     "tight": ("yellow", "! fits, tight"),
@@ -50,6 +53,13 @@ _VERDICT_STYLE = {
     is_flag=True,
     help="Count tokens with the model's tokenizer (from the local cache; slower) instead of ~4 characters each.",
 )
+@click.option(
+    "--model-config",
+    "model_config",
+    type=click.Path(exists=True),
+    metavar="PATH",
+    help="The model's config.json (or a folder with one), for a model the catalog does not know.",
+)
 @price_option
 @click.pass_obj
 def plan(
@@ -61,6 +71,7 @@ def plan(
     no_data: bool,
     exact_tokens: bool,
     price: float | None,
+    model_config: str | None,
 ) -> None:
     """Memory per GPU, fit, training time and cost of SPEC, and the alternatives (technique × ZeRO × VM size)."""
     from azfinetune.planner import plan as make_plan
@@ -71,7 +82,22 @@ def plan(
         print_foundry_plan(app, loaded, no_data=no_data, exact=exact_tokens, price=price, as_json=as_json)
         return
     report, note = (None, None) if no_data else _data_report(loaded, exact=exact_tokens)
-    result = make_plan(loaded, data_report=report, sku=instance_type)
+    shape = None
+    if model_config is not None:
+        from azfinetune.planner import ModelShape
+
+        shape = ModelShape.from_config_file(model_config, name=loaded.model)
+    try:
+        result = make_plan(loaded, data_report=report, sku=instance_type, model_shape=shape)
+    except AzFineTuneError as error:
+        # The planner's hints speak Python (model_shape=...); on the command line the flag does the same.
+        if shape is None and "architecture" in error.message and "unknown" in error.message:
+            raise type(error)(
+                error.message,
+                hint="give its config.json: azfinetune plan "
+                f"{shlex.quote(spec)} --model-config PATH (a config.json or a model folder)",
+            ) from None
+        raise
     if note:
         result.warnings.append(note)
     if as_json:
@@ -167,9 +193,9 @@ def render_plan(app: Application, result: Plan) -> None:
         out.print(f"  target: {result.target_kind} (no VM size)")
 
     table = Table(title="Memory per GPU", title_justify="left", show_edge=False, pad_edge=False)
-    table.add_column("item")
-    table.add_column("GiB", justify="right")
-    table.add_column("how")
+    table.add_column("item", overflow="fold")
+    table.add_column("GiB", justify="right", overflow="fold")
+    table.add_column("how", overflow="fold")
     for item in result.items:
         table.add_row(escape(item.name), _gib(item.bytes), escape(item.note))
     table.add_section()
@@ -179,6 +205,12 @@ def render_plan(app: Application, result: Plan) -> None:
     out.print()
     out.print(table)
     style, label = _VERDICT_STYLE[result.verdict]
+    if result.verdict == "unknown" and result.local_ram is not None:
+        # A local run without a GPU size: the question is this machine's RAM, which the planner knows.
+        fits_ram = result.allocated <= result.local_ram
+        style, label = (
+            ("green", "✓ fits this machine's RAM") if fits_ram else ("red", "✗ exceeds this machine's RAM")
+        )
     if result.margin is not None and result.free_bytes is not None:
         free = (
             f" — {result.free_bytes / GIB:.1f} GiB free ({result.margin:.0%})"
@@ -218,13 +250,14 @@ def render_plan(app: Application, result: Plan) -> None:
         pad_edge=False,
     )
     for name in ("", "technique", "ZeRO", "GPUs", "VM size"):
-        alternatives.add_column(name)
+        alternatives.add_column(name, overflow="fold")
     for name in ("trainable", "GiB/GPU", "free"):
-        alternatives.add_column(name, justify="right")
-    alternatives.add_column("fits", justify="center")
+        alternatives.add_column(name, justify="right", overflow="fold")
+    alternatives.add_column("fits", justify="center", overflow="fold")
     for name in ("time", "USD"):
-        alternatives.add_column(name, justify="right")
-    alternatives.add_column("what it buys")
+        alternatives.add_column(name, justify="right", overflow="fold")
+    alternatives.add_column("what it buys", overflow="fold")
+    rows = []
     for alt in result.alternatives:
         fits = (
             "?"
@@ -238,22 +271,35 @@ def render_plan(app: Application, result: Plan) -> None:
             )
         )
         free = "—" if alt.margin is None else f"{alt.margin:.0%}"
-        alternatives.add_row(
-            escape(alt.role),
-            alt.technique,
-            escape(alt.zero),
-            _gpus(alt.nodes, alt.gpus_per_node, alt.gpu),
-            escape(alt.sku or "—"),
-            _count(alt.trainable_parameters),
-            _gib(alt.per_gpu_bytes),
-            free,
-            fits,
-            _hours(alt.hours),
-            _usd(alt.cost_usd),
-            escape(alt.purpose),
+        rows.append(
+            (
+                escape(alt.role),
+                alt.technique,
+                escape(alt.zero),
+                _gpus(alt.nodes, alt.gpus_per_node, alt.gpu),
+                escape(alt.sku or "—"),
+                _count(alt.trainable_parameters),
+                _gib(alt.per_gpu_bytes),
+                free,
+                fits,
+                _hours(alt.hours),
+                _usd(alt.cost_usd),
+                escape(alt.purpose),
+            )
         )
     out.print()
-    out.print(alternatives)
+    if out.width < _WIDE:
+        # Too narrow for 12 columns: one block per alternative, a key and its whole value per line.
+        out.print("[bold]Alternatives (technique × ZeRO × VM size)[/bold]")
+        headers = [str(column.header) for column in alternatives.columns]
+        for row in rows:
+            out.print()
+            for header, value in zip(headers, row, strict=True):
+                out.print(f"  {header or 'role':<12} {value}")
+    else:
+        for row in rows:
+            alternatives.add_row(*row)
+        out.print(alternatives)
 
     if result.recommendations:
         out.print()
@@ -300,7 +346,7 @@ def render_value_sources(app: Application, spec: FineTuneSpec) -> None:
         title="Values and where they come from", title_justify="left", show_edge=False, pad_edge=False
     )
     for name in ("setting", "value", "from", "spec key"):
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
     for item in items:
         style = _SOURCE_STYLE.get(item.source, "")
         source = item.source if item.sent else f"{item.source} (not sent)"

@@ -100,7 +100,7 @@ def run_spec(
     app.out.print(f"  log:       {escape(str(result.plan.log_file))}")
     if result.plot is not None:
         app.out.print(f"  loss plot: {escape(str(result.plot))}")
-    app.out.print(f"To see the metrics again: azfinetune report {escape(str(result.run_dir))}")
+    app.out.print(f"To see the metrics again: azfinetune report {escape(shlex.quote(str(result.run_dir)))}")
     return result
 
 

@@ -6,12 +6,12 @@ import click
 
 from azfinetune.cli._app import Application
 from azfinetune.cli._foundry_flags import FoundryFlags, foundry_options, job_client
-from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_details, workspace_options
+from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_details, job_workspace_options
 
 
 @click.command()
 @click.argument("name")
-@workspace_options
+@job_workspace_options
 @foundry_options
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 @click.pass_obj

@@ -181,7 +181,9 @@ def _print_dry_run(app: Application, result: SubmittedJob, *, spec_path: str, as
         )
     if body is not None:
         click.echo(json.dumps(body, indent=2, sort_keys=True, default=str))
-    app.out.print(f"To submit it:     azfinetune submit {escape(spec_path)}")
+    from azfinetune.cli._hints import command_line
+
+    app.out.print(f"To submit it:     {escape(command_line(drop=('--dry-run',)))}", soft_wrap=True)
 
 
 def _rest_body(job: Any, *, kind: str) -> dict[str, Any] | None:

@@ -293,6 +293,9 @@ def _short_gpu(gpu: str | None) -> str:
 
 
 def _gib(value: float) -> str:
+    """GiB with one decimal; below 0.1 GiB in MiB, so a tiny model never reads "0.0 GiB"."""
+    if 0 < value < GIB / 10:
+        return f"{value / 2**20:.1f} MiB"
     return f"{value / GIB:.1f} GiB"
 
 
@@ -807,8 +810,9 @@ class _Search:
         if vm is None:
             if result.billing == "none" and result.local_ram is not None:
                 recs.append(
-                    f"local run: {_gib(result.total)} per GPU; a CPU run needs about the allocated "
-                    f"{_gib(result.allocated)} of RAM, and this machine has {_gib(result.local_ram)}"
+                    f"local run: {_gib(result.total)} per GPU; on CPU it needs about "
+                    f"{_gib(result.allocated)} of RAM (weights, gradients, optimizer states and activations), "
+                    f"and this machine has {_gib(result.local_ram)}"
                 )
             elif result.billing == "serverless":
                 recs.append("serverless: the service picks the GPUs; memory is shown for reference only")

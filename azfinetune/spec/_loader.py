@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -390,6 +391,20 @@ def spec_from_dict(
     return spec
 
 
+def _drop_adapter_settings_for_full(data: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """`--set method.technique=full` on a LoRA spec: its method.lora no longer applies; drop it with a note
+    (unless the same command line sets method.lora itself, which then stands and is checked as usual)."""
+    if str(overrides.get("method.technique", "")).lower() != "full" or "method.lora" in overrides:
+        return
+    method = data.get("method")
+    if isinstance(method, dict) and method.get("lora") is not None:
+        overrides["method.lora"] = None
+        sys.stderr.write(
+            "note: --set method.technique=full trains all weights: the spec's method.lora no longer applies "
+            "and is left out\n"
+        )
+
+
 def load_spec(
     path: str | Path, *, overrides: Mapping[str, Any] | Iterable[str] | None = None
 ) -> FineTuneSpec:
@@ -414,6 +429,7 @@ def load_spec(
     positions, duplicates = _positions(node, file) if node is not None else ({}, [])
     if duplicates:
         raise SpecError(duplicates, file=file)
+    _drop_adapter_settings_for_full(data, override_map)
     return spec_from_dict(
         data, base_dir=spec_path.resolve().parent, source=file, positions=positions, overrides=override_map
     )
