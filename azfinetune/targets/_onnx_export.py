@@ -9,7 +9,7 @@ from azfinetune.catalog import find_model
 from azfinetune.errors import Issue
 from azfinetune.spec import FineTuneSpec, Task
 
-__all__ = ["GENERATIVE_TASKS", "onnx_export_issues"]
+__all__ = ["EXPORT_MODULE", "GENERATIVE_TASKS", "onnx_export_args", "onnx_export_issues"]
 
 #: Tasks whose model is a causal language model: the ones the builder exports and parity can decode.
 GENERATIVE_TASKS = frozenset({Task.CHAT_COMPLETION, Task.TEXT_COMPLETION})
@@ -42,3 +42,28 @@ def onnx_export_issues(spec: FineTuneSpec, *, runs_our_code: bool) -> Iterator[I
             f"onnxruntime-genai's model builder does not export {info.alias} (architecture {kind})",
             hint="remove export.onnx, or fine-tune a model the builder supports (Phi-3, Phi-4, Llama, Mistral)",
         )
+
+
+#: The export step's module in the job's code folder (jobs/src/export_onnx).
+EXPORT_MODULE = "export_onnx"
+
+
+def onnx_export_args(
+    spec: FineTuneSpec, *, base_model: str, adapter: str | None, output_dir: str, validation: str | None = None
+) -> list[str]:
+    """The export step's command line (after `python -m export_onnx`) for the spec's export.onnx section."""
+    onnx = spec.export.onnx if spec.export is not None else None
+    if onnx is None:
+        raise ValueError("the spec has no export.onnx section")
+    args = ["--base-model", base_model, "--output-dir", output_dir]
+    if adapter is not None:
+        args += ["--adapter", adapter]
+    if validation is not None:
+        args += ["--validation", validation]
+    args += [
+        "--precision", onnx.precision,
+        "--execution-provider", onnx.execution_provider,
+        "--adapters", onnx.adapters,
+        "--min-token-agreement", repr(onnx.min_token_agreement),
+    ]  # fmt: skip
+    return args
