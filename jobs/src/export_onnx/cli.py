@@ -233,9 +233,10 @@ def genai_greedy(
 
 
 def _until_eos(tokens: list[int], eos: list[int]) -> list[int]:
+    """The tokens before the first end-of-sequence token (onnxruntime-genai's sequence may or may not hold it)."""
     for i, token in enumerate(tokens):
         if token in eos:
-            return tokens[: i + 1]
+            return tokens[:i]
     return tokens
 
 
