@@ -417,7 +417,11 @@ class OnnxExportSpec(StrictModel):
     ] = "merged"
     min_token_agreement: Annotated[
         float,
-        Field(ge=0.0, le=1.0, description="Fail the export when greedy tokens agree with PyTorch less than this."),
+        Field(
+            ge=0.0,
+            le=1.0,
+            description="Fail the export when greedy tokens agree with PyTorch less than this.",
+        ),
     ] = 1.0
 
     @model_validator(mode="after")
@@ -434,7 +438,9 @@ class OnnxExportSpec(StrictModel):
 class ExportSpec(StrictModel):
     """What the job exports the fine-tuned model to after training."""
 
-    onnx: Annotated[OnnxExportSpec | None, Field(description="ONNX Runtime (onnxruntime-genai) export.")] = None
+    onnx: Annotated[OnnxExportSpec | None, Field(description="ONNX Runtime (onnxruntime-genai) export.")] = (
+        None
+    )
 
 
 class WorkspaceSpec(StrictModel):

@@ -49,7 +49,12 @@ EXPORT_MODULE = "export_onnx"
 
 
 def onnx_export_args(
-    spec: FineTuneSpec, *, base_model: str, adapter: str | None, output_dir: str, validation: str | None = None
+    spec: FineTuneSpec,
+    *,
+    base_model: str,
+    adapter: str | None,
+    output_dir: str,
+    validation: str | None = None,
 ) -> list[str]:
     """The export step's command line (after `python -m export_onnx`) for the spec's export.onnx section."""
     onnx = spec.export.onnx if spec.export is not None else None

@@ -32,7 +32,9 @@ def test_a_separate_adapter_switches_between_base_and_merged(exports: dict[str, 
     base, merged = report["checks"]["base"], report["checks"]["merged"]
     assert base["onnxruntime_genai"] == base["pytorch"]  # no adapter: the base model
     assert merged["onnxruntime_genai"] == merged["pytorch"]  # the adapter: the merged model
-    assert base["pytorch"] != merged["pytorch"], "the fine-tune must change the tokens for this to mean anything"
+    assert base["pytorch"] != merged["pytorch"], (
+        "the fine-tune must change the tokens for this to mean anything"
+    )
     assert ort.AdapterFormat.read_adapter(str(out / "adapter.onnx_adapter")).get_adapter_version() == 1
 
 
@@ -45,13 +47,8 @@ def test_merged_export_has_no_adapter_file(exports: dict[str, Any]) -> None:
 def test_parity_below_the_threshold_fails_with_a_clear_message(
     exports: dict[str, Any], tiny_models: dict[str, dict[str, Path]], tmp_path: Path
 ) -> None:
-    """The base's separate export, checked against the fine-tune's adapter folder as a *different* adapter: the
-    merged model PyTorch decodes is not what the graph holds, so agreement falls and the step fails."""
+    """int4 weights change greedy tokens on a random tiny model; asking for exact agreement fails the step."""
     paths = tiny_models["phi3"]
-    import shutil
-
-    fake = tmp_path / "other-adapter"
-    shutil.copytree(tiny_models["phi4-mini"]["adapter"], fake)  # the wrong adapter for phi3's graph? same shapes
     result = run_export(
         "--base-model", str(paths["base"]), "--output-dir", str(tmp_path / "out"),
         "--precision", "int4", "--min-token-agreement", "1.0", "--num-prompts", "4",
@@ -66,7 +63,9 @@ def test_parity_below_the_threshold_fails_with_a_clear_message(
     assert "Traceback" not in result.stderr
 
 
-def test_separate_without_an_adapter_is_bad_input(tiny_models: dict[str, dict[str, Path]], tmp_path: Path) -> None:
+def test_separate_without_an_adapter_is_bad_input(
+    tiny_models: dict[str, dict[str, Path]], tmp_path: Path
+) -> None:
     result = run_export(
         "--base-model", str(tiny_models["phi3"]["base"]), "--output-dir", str(tmp_path / "o"), "--adapters", "separate"
     )  # fmt: skip

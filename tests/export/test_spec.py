@@ -26,8 +26,15 @@ export:
 """
 
 
-def _write(write_spec, *, model="phi-3-mini-4k-instruct", task="chat-completion", kind="local",
-           precision="int4", provider="cpu") -> Path:  # type: ignore[no-untyped-def]
+def _write(
+    write_spec,
+    *,
+    model="phi-3-mini-4k-instruct",
+    task="chat-completion",
+    kind="local",
+    precision="int4",
+    provider="cpu",
+) -> Path:  # type: ignore[no-untyped-def]
     return write_spec(BASE.format(model=model, task=task, kind=kind, precision=precision, provider=provider))
 
 
@@ -36,7 +43,10 @@ def test_the_section_loads_with_its_defaults(write_spec) -> None:  # type: ignor
     assert spec.export is not None and spec.export.onnx is not None
     assert (spec.export.onnx.precision, spec.export.onnx.adapters) == ("int4", "separate")
     assert spec.export.onnx.min_token_agreement == 1.0
-    assert load_spec(write_spec("name: x\nmodel: phi-3-mini-4k-instruct\ndata: {train: train.jsonl}\n")).export is None
+    assert (
+        load_spec(write_spec("name: x\nmodel: phi-3-mini-4k-instruct\ndata: {train: train.jsonl}\n")).export
+        is None
+    )
 
 
 @pytest.mark.parametrize(("provider", "precision"), [("cpu", "fp16"), ("cuda", "int8"), ("webgpu", "int8")])
@@ -72,13 +82,25 @@ def test_a_task_that_is_not_a_causal_lm_is_refused(write_spec) -> None:  # type:
 
 def test_azures_own_training_code_has_no_export_step(write_spec) -> None:  # type: ignore[no-untyped-def]
     spec_text = BASE.format(
-        model="phi-4-mini-instruct", task="chat-completion", kind="serverless", precision="int4", provider="cpu"
+        model="phi-4-mini-instruct",
+        task="chat-completion",
+        kind="serverless",
+        precision="int4",
+        provider="cpu",
     )
     error = refused(write_spec(spec_text))
     assert "azfinetune export JOB --onnx" in str(error)
 
 
 def test_min_token_agreement_is_a_share(write_spec) -> None:  # type: ignore[no-untyped-def]
-    text = BASE.format(model="phi-3-mini-4k-instruct", task="chat-completion", kind="local", precision="fp32",
-                       provider="cpu") + "    min_token_agreement: 1.5\n"
+    text = (
+        BASE.format(
+            model="phi-3-mini-4k-instruct",
+            task="chat-completion",
+            kind="local",
+            precision="fp32",
+            provider="cpu",
+        )
+        + "    min_token_agreement: 1.5\n"
+    )
     assert "min_token_agreement" in str(refused(write_spec(text)))

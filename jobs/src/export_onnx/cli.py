@@ -74,7 +74,9 @@ def hf_folder(path: Path) -> Path:
     for candidate in (path / "data" / "model", path / "model", path / "components" / "model"):
         if (candidate / "config.json").is_file():
             return candidate
-    found = sorted(p.parent for p in path.glob("*/config.json")) + sorted(p.parent for p in path.glob("*/*/config.json"))
+    found = sorted(p.parent for p in path.glob("*/config.json")) + sorted(
+        p.parent for p in path.glob("*/*/config.json")
+    )
     if found:
         return found[0]
     raise UsageError(f"{path} holds no Hugging Face model (no config.json in it or in data/model)")
@@ -106,7 +108,9 @@ def parity_prompts(validation: Path | None, tokenizer: Any, count: int) -> list[
                 row = json.loads(line)
                 if isinstance(row.get("messages"), list):
                     turns = row["messages"]
-                    cut = max((i for i, m in enumerate(turns) if m.get("role") == "assistant"), default=len(turns))
+                    cut = max(
+                        (i for i, m in enumerate(turns) if m.get("role") == "assistant"), default=len(turns)
+                    )
                     texts.append(
                         tokenizer.apply_chat_template(turns[:cut], tokenize=False, add_generation_prompt=True)
                     )
@@ -127,7 +131,9 @@ def parity_prompts(validation: Path | None, tokenizer: Any, count: int) -> list[
 # -- the builder -------------------------------------------------------------------------------------------------
 
 
-def run_builder(base: Path, out: Path, *, precision: str, provider: str, adapter: Path | None, cache: Path) -> float:
+def run_builder(
+    base: Path, out: Path, *, precision: str, provider: str, adapter: Path | None, cache: Path
+) -> float:
     """onnxruntime-genai's model builder in a subprocess; returns its wall time in seconds."""
     command = [
         sys.executable, "-m", "onnxruntime_genai.models.builder",
@@ -165,9 +171,13 @@ def separate_adapter(model_dir: Path) -> Path:
         zeros = numpy_helper.from_array(np.zeros_like(value), init.name)
         init.CopyFrom(zeros)
         if init.name not in existing_inputs:
-            graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(value.shape)))
+            graph.input.append(
+                onnx.helper.make_tensor_value_info(init.name, init.data_type, list(value.shape))
+            )
     if not weights:
-        raise RuntimeError(f"{path} has no LoRA weights (initializers named *.lora_A.* / *.lora_B.*) to separate")
+        raise RuntimeError(
+            f"{path} has no LoRA weights (initializers named *.lora_A.* / *.lora_B.*) to separate"
+        )
     data_name = "model.onnx.data"
     (model_dir / data_name).unlink(missing_ok=True)
     onnx.save_model(
@@ -186,7 +196,9 @@ def separate_adapter(model_dir: Path) -> Path:
 # -- decoding ----------------------------------------------------------------------------------------------------
 
 
-def torch_greedy(model: Any, prompts: list[list[int]], max_new_tokens: int, eos: list[int]) -> list[list[int]]:
+def torch_greedy(
+    model: Any, prompts: list[list[int]], max_new_tokens: int, eos: list[int]
+) -> list[list[int]]:
     import torch
 
     outputs: list[list[int]] = []
@@ -207,7 +219,11 @@ def torch_greedy(model: Any, prompts: list[list[int]], max_new_tokens: int, eos:
 
 
 def genai_greedy(
-    model_dir: Path, prompts: list[list[int]], max_new_tokens: int, eos: list[int], adapter: Path | None = None
+    model_dir: Path,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    eos: list[int],
+    adapter: Path | None = None,
 ) -> list[list[int]]:
     import onnxruntime_genai as og
 
