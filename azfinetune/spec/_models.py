@@ -593,7 +593,9 @@ class FineTuneSpec(StrictModel):
 
     def canonical_dict(self) -> dict[str, Any]:
         """The spec with defaults filled in, JSON-ready, in a stable order (the basis of its hash)."""
-        return json.loads(self.model_dump_json(exclude={"workspace", "description"}))  # type: ignore[no-any-return]
+        # A spec without export hashes as it did before the section existed (job names stay the same).
+        exclude = {"workspace", "description"} | ({"export"} if self.export is None else set())
+        return json.loads(self.model_dump_json(exclude=exclude))  # type: ignore[no-any-return]
 
     def content_hash(self, *extra: str) -> str:
         """sha256 of the canonical spec (plus any extra strings, e.g. data file hashes)."""
