@@ -295,7 +295,54 @@ def run_local(
         )
     metrics = _read_metrics(Path(plan.outputs["adapter"])) or dict(done or {})
     plot = plot_losses(metrics, plan.run_dir / "loss.png")
-    return LocalRun(plan=plan, returncode=returncode, metrics=metrics, plot=plot)
+    run = LocalRun(plan=plan, returncode=returncode, metrics=metrics, plot=plot)
+    if getattr(getattr(spec, "export", None), "onnx", None) is not None:
+        export_onnx_local(spec, plan.inputs["model"], run.adapter_dir, plan.run_dir / "onnx", env=env)
+    return run
+
+
+def export_onnx_local(
+    spec: FineTuneSpec,
+    base_model: str,
+    adapter: Path | None,
+    output_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run the export_onnx step (jobs/src/export_onnx) on this machine for the spec's export.onnx section;
+    returns its parity report. LocalRunError for bad input (exit 2), JobFailedError when it fails."""
+    from azfinetune.targets._onnx_export import EXPORT_MODULE, onnx_export_args
+
+    validation = _local_data(spec).get("validation")
+    command = [
+        sys.executable,
+        "-m",
+        EXPORT_MODULE,
+        *onnx_export_args(
+            spec,
+            base_model=base_model,
+            adapter=str(adapter) if adapter is not None else None,
+            output_dir=str(output_dir),
+            validation=validation,
+        ),
+    ]
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    log_file = output_dir.parent / "logs" / "export_onnx.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **(env or {}), "OLIVE_DISABLE_TELEMETRY": "1"}
+    with log_file.open("w", encoding="utf-8") as log:
+        result = subprocess.run(
+            command, cwd=job_code_dir(), env=full_env, stdout=log, stderr=subprocess.STDOUT, check=False
+        )
+    if result.returncode != 0:
+        lines = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        reason = next((line for line in reversed(lines) if line.startswith("export_onnx")), None)
+        message = reason or f"the export process exited with code {result.returncode}"
+        if result.returncode == 2:
+            raise LocalRunError(f"ONNX export refused its input: {message}", hint=f"log: {log_file}")
+        raise JobFailedError(f"ONNX export failed: {message}", hint=f"log: {log_file}", job_name=spec.name)
+    report: dict[str, Any] = json.loads((output_dir / "parity.json").read_text(encoding="utf-8"))
+    return report
 
 
 def _read_metrics(folder: Path) -> dict[str, Any]:

@@ -238,6 +238,10 @@ class ModelInfo(_Fact):
     )
     lora_target_modules: list[str] = Field(default_factory=list)
     chat_template: bool
+    onnx_genai_builder: bool = Field(
+        default=False,
+        description="onnxruntime-genai's model builder exports this architecture (export.onnx).",
+    )
     serverless: ServerlessInfo | None = None
     sources: list[str] = Field(min_length=1)
     note: str | None = None

@@ -30,10 +30,12 @@ __all__ = [
     "DataColumns",
     "DataSpec",
     "DeepSpeedSpec",
+    "ExportSpec",
     "FineTuneSpec",
     "LoraSpec",
     "LrScheduler",
     "MethodSpec",
+    "OnnxExportSpec",
     "Optimizer",
     "Precision",
     "Priority",
@@ -391,6 +393,56 @@ class RegisterSpec(StrictModel):
         return value
 
 
+#: The precisions onnxruntime-genai's model builder writes for each execution provider (its -p/-e pairs).
+ONNX_PRECISIONS: dict[str, tuple[str, ...]] = {
+    "cpu": ("int4", "int8", "fp32"),
+    "cuda": ("int4", "fp16", "fp32"),
+    "dml": ("int4", "fp16", "fp32"),
+    "webgpu": ("int4", "fp16", "fp32"),
+}
+
+
+class OnnxExportSpec(StrictModel):
+    """ONNX Runtime export after training: onnxruntime-genai's model builder, then a token parity check."""
+
+    precision: Annotated[
+        Literal["int4", "int8", "fp16", "fp32"], Field(description="Weight precision of the ONNX model.")
+    ] = "int4"
+    execution_provider: Annotated[
+        Literal["cpu", "cuda", "dml", "webgpu"], Field(description="The ONNX Runtime execution provider.")
+    ] = "cpu"
+    adapters: Annotated[
+        Literal["merged", "separate"],
+        Field(description="merged: adapter baked into the graph; separate: base graph + .onnx_adapter file."),
+    ] = "merged"
+    min_token_agreement: Annotated[
+        float,
+        Field(
+            ge=0.0,
+            le=1.0,
+            description="Fail the export when greedy tokens agree with PyTorch less than this.",
+        ),
+    ] = 1.0
+
+    @model_validator(mode="after")
+    def _provider_precision(self) -> OnnxExportSpec:
+        allowed = ONNX_PRECISIONS[self.execution_provider]
+        if self.precision not in allowed:
+            raise ValueError(
+                f"precision {self.precision} does not exist for execution_provider {self.execution_provider}: "
+                f"use one of {', '.join(allowed)}"
+            )
+        return self
+
+
+class ExportSpec(StrictModel):
+    """What the job exports the fine-tuned model to after training."""
+
+    onnx: Annotated[OnnxExportSpec | None, Field(description="ONNX Runtime (onnxruntime-genai) export.")] = (
+        None
+    )
+
+
 class WorkspaceSpec(StrictModel):
     """The Azure ML workspace; else config.json, AZURE_* variables or flags."""
 
@@ -454,6 +506,7 @@ class FineTuneSpec(StrictModel):
     register: Annotated[RegisterSpec | None, Field(description="Register the result as an MLflow model.")] = (
         None
     )
+    export: Annotated[ExportSpec | None, Field(description="Exports after training (ONNX Runtime).")] = None
     environment: Annotated[
         str,
         Field(
@@ -563,7 +616,9 @@ class FineTuneSpec(StrictModel):
 
     def canonical_dict(self) -> dict[str, Any]:
         """The spec with defaults filled in, JSON-ready, in a stable order (the basis of its hash)."""
-        return json.loads(self.model_dump_json(exclude={"workspace", "description"}))  # type: ignore[no-any-return]
+        # A spec without export hashes as it did before the section existed (job names stay the same).
+        exclude = {"workspace", "description"} | ({"export"} if self.export is None else set())
+        return json.loads(self.model_dump_json(exclude=exclude))  # type: ignore[no-any-return]
 
     def content_hash(self, *extra: str) -> str:
         """sha256 of the canonical spec (plus any extra strings, e.g. data file hashes)."""

@@ -17,6 +17,7 @@ from azfinetune.targets import (
     registry_pipeline,
     serverless,
 )
+from azfinetune.targets._onnx_export import onnx_export_issues
 from azfinetune.targets._protocol import RULES_DATE, Target
 
 __all__ = ["TARGETS", "as_local", "get_target", "target_issues"]
@@ -71,6 +72,7 @@ def target_issues(spec: FineTuneSpec, *, today: dt.date | None = None) -> list[I
     try:
         issues = list(_supported(target, spec))
         issues.extend(target.rules(spec))
+        issues.extend(onnx_export_issues(spec, runs_our_code=target.runs_our_code))
     finally:
         RULES_DATE.reset(token)
     return issues
