@@ -470,7 +470,9 @@ class WorkspaceSpec(StrictModel):
     @classmethod
     def _workspace_name(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{2,32}", value):
-            raise ValueError("a workspace name is 3-33 letters, digits, '-' or '_', starting with a letter or digit")
+            raise ValueError(
+                "a workspace name is 3-33 letters, digits, '-' or '_', starting with a letter or digit"
+            )
         return value
 
 

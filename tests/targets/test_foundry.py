@@ -324,7 +324,10 @@ def test_a_file_over_512_mb(write_spec: Any, tmp_path: Path) -> None:
         ("register: {model_name: m}\n", "register"),
         ('secrets: {HF_TOKEN: "keyvault://kv-test/hf"}\n', "secrets"),
         ("environment: azureml:env:1\n", "environment"),
-        ("workspace: {subscription_id: 11111111-2222-3333-4444-555555555555, resource_group: g, name: ws1}\n", "workspace"),
+        (
+            "workspace: {subscription_id: 11111111-2222-3333-4444-555555555555, resource_group: g, name: ws1}\n",
+            "workspace",
+        ),
     ],
 )
 def test_spec_keys_foundry_does_not_take(write_spec: Any, extra: str, path: str) -> None:
