@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.cli.conftest import CliResult as Result
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "jobs" / "examples"
 
@@ -45,17 +46,6 @@ tags: {team: support}
 GOOD_LINE = json.dumps(
     {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
 )
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
 
 
 @pytest.fixture
