@@ -168,11 +168,33 @@ def _message(error: Any, root: type[BaseModel], loc: Loc) -> tuple[str, str | No
         return f"must be a mapping of keys, got {_got(value)}", None
     if kind == "list_type":
         return f"must be a list, got {_got(value)}", None
+    if kind == "int_from_float":
+        return f"must be a whole number, got {_got(value)}", None
+    if kind in ("finite_number", "float_parsing") and isinstance(value, float):
+        return f"must be a finite number, got {_got(value)}", None
+    if kind == "multiple_of":
+        return f"must be a multiple of {ctx.get('multiple_of')}, got {_got(value)}", None
+    lengths = {
+        "string_too_short": ("at least", "min_length", "characters"),
+        "string_too_long": ("at most", "max_length", "characters"),
+        "too_short": ("at least", "min_length", "items"),
+        "too_long": ("at most", "max_length", "items"),
+    }
+    if kind in lengths:
+        bound, key, unit = lengths[kind]
+        size = len(value) if isinstance(value, str | list | tuple | dict) else None
+        actual = f", got {size}" if size is not None else ""
+        return f"must have {bound} {ctx.get(key)} {unit}{actual}", None
+    if kind == "string_pattern_mismatch":
+        return f"must match the pattern {ctx.get('pattern')}, got {_got(value)}", None
     if kind.endswith("_parsing") or kind.endswith("_type"):
         expected = kind.split("_")[0]
         names = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a string"}
         return f"must be {names.get(expected, expected)}, got {_got(value)}", None
-    return f"{error.get('msg', 'invalid value')}, got {_got(value)}", None
+    # Any other check: pydantic's sentence in this tool's words ("Input should be ..." -> "must be ...").
+    text = re.sub(r"^Input should\b", "must", str(error.get("msg") or "is not valid"))
+    text = re.sub(r"^Input\b", "the value", text)
+    return f"{text}, got {_got(value)}", None
 
 
 #: Keys that moved: where they are now.
