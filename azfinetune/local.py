@@ -74,6 +74,8 @@ class LocalRun:
     returncode: int
     metrics: dict[str, Any] = field(default_factory=dict)
     plot: Path | None = None
+    #: The export_onnx step's parity report (parity.json) when the spec has export.onnx.
+    onnx: dict[str, Any] | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -82,6 +84,10 @@ class LocalRun:
     @property
     def adapter_dir(self) -> Path:
         return Path(self.plan.outputs["adapter"])
+
+    @property
+    def onnx_dir(self) -> Path:
+        return self.plan.run_dir / "onnx"
 
 
 def check_train_extra() -> None:
@@ -255,6 +261,7 @@ def run_local(
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[LocalRunPlan], None] | None = None,
     extra_env: Mapping[str, str] | None = None,
+    on_export: Callable[[Path], None] | None = None,
 ) -> LocalRun:
     """Run the spec's training on this machine; progress lines go to `on_progress`, all output to the log.
 
@@ -296,8 +303,10 @@ def run_local(
     metrics = _read_metrics(Path(plan.outputs["adapter"])) or dict(done or {})
     plot = plot_losses(metrics, plan.run_dir / "loss.png")
     run = LocalRun(plan=plan, returncode=returncode, metrics=metrics, plot=plot)
-    if getattr(getattr(spec, "export", None), "onnx", None) is not None:
-        export_onnx_local(spec, plan.inputs["model"], run.adapter_dir, plan.run_dir / "onnx", env=env)
+    if spec.export is not None and spec.export.onnx is not None:
+        if on_export is not None:
+            on_export(run.onnx_dir)
+        run.onnx = export_onnx_local(spec, plan.inputs["model"], run.adapter_dir, run.onnx_dir, env=env)
     return run
 
 

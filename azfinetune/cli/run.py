@@ -86,6 +86,9 @@ def run_spec(
             allow_download=allow_download,
             on_progress=progress.update,
             on_start=started,
+            on_export=lambda folder: app.out.print(
+                f"exporting for ONNX Runtime into {escape(str(folder))} (and checking it against PyTorch)…"
+            ),
         )
     metrics = result.metrics
     app.out.print(
@@ -98,6 +101,13 @@ def run_spec(
         if role in result.plan.outputs:
             app.out.print(f"  {role + ':':<10} {escape(result.plan.outputs[role])}")
     app.out.print(f"  log:       {escape(str(result.plan.log_file))}")
+    if result.onnx is not None:
+        parity = result.onnx
+        app.out.print(
+            f"  onnx:      {escape(str(result.onnx_dir))} ({parity.get('precision')}, "
+            f"{parity.get('execution_provider')}, adapters {parity.get('adapters')}; greedy-token agreement with "
+            f"PyTorch {float(parity.get('token_agreement', 0.0)):.2f}, see parity.json)"
+        )
     if result.plot is not None:
         app.out.print(f"  loss plot: {escape(str(result.plot))}")
     app.out.print(f"To see the metrics again: azfinetune report {escape(shlex.quote(str(result.run_dir)))}")
