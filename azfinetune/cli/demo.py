@@ -67,6 +67,11 @@ def demo(app: Application, spec_path: Path | None, outputs: Path | None, overrid
         if not data_report.ok:
             raise DataError(f"data.{role}: {data_report.summary()}", report=data_report)
         app.out.print(f"data.{role}: {escape(data_report.summary())}")
+        if data_report.warning_counts.get("duplicate_example"):
+            app.out.print(
+                "  (the demo's generated chats repeat a few template conversations on purpose; in your own data a "
+                "duplicate weighs that example more: `azfinetune data validate FILE` lists each one)"
+            )
     app.out.print(
         f"[green]✓[/green] spec ok: {spec.name} — {spec.method.technique.value} on {escape(spec.model)}"
     )

@@ -185,12 +185,17 @@ class DataReport:
         n_errors = sum(self.error_counts.values())
         n_warnings = sum(self.warning_counts.values())
         verdict = "ok" if self.ok else "failed"
-        kinds = ", ".join(f"{kind} ×{n}" for kind, n in sorted(self.error_counts.items()))
-        text = (
+
+        def counted(word: str, total: int, counts: dict[str, int]) -> str:
+            # Every count says what it counts: "147 warnings (duplicate_example ×147)", not a bare number.
+            kinds = ", ".join(f"{kind} ×{n}" for kind, n in sorted(counts.items()))
+            text = f"{total} {word}{'s' if total != 1 else ''}"
+            return f"{text} ({kinds})" if kinds else text
+
+        return (
             f"{self.path}: {verdict} — {self.stats.examples} examples, "
-            f"{n_errors} error{'s' if n_errors != 1 else ''}, {n_warnings} warning{'s' if n_warnings != 1 else ''}"
+            f"{counted('error', n_errors, self.error_counts)}, {counted('warning', n_warnings, self.warning_counts)}"
         )
-        return f"{text} ({kinds})" if kinds else text
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (what `azfinetune data validate --json` prints): path, task, ok, error_counts and

@@ -77,6 +77,8 @@ def test_report_add_caps_per_kind_and_sorts() -> None:
     assert report.error_counts == {"invalid_json": 3, "empty_file": 1}
     assert report.omitted() == {"invalid_json": 1} and report.omitted("warning") == {}
     assert not report.ok and report.issues[-1].code == "blank_line"
+    # The one-line summary says what every count counts, warnings too (the demo's "147 warnings" said nothing).
+    assert report.summary().endswith("4 errors (empty_file ×1, invalid_json ×3), 1 warning (blank_line ×1)")
 
 
 def test_render_report(tmp_path: Path) -> None:

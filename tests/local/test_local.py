@@ -172,6 +172,11 @@ def test_quickstart_end_to_end(tmp_path: Path) -> None:
     base = re.search(r"base model: (.*)", result.stdout)
     tuned = re.search(r"fine-tuned: (.*)", result.stdout)
     assert base and tuned and base.group(1) != tuned.group(1)
+    # Its validate step says what its warnings are, and why its own data has them.
+    assert re.search(r"data\.train: .* warnings \(duplicate_example ×\d+\)", result.stdout), result.stdout[
+        :3000
+    ]
+    assert "repeat a few template conversations on purpose" in result.stdout
     runs = list((tmp_path / "outputs").glob("quickstart-*/*/"))
     assert len(runs) == 1
     assert (runs[0] / "loss.png").stat().st_size > 1000
