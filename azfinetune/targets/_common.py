@@ -50,10 +50,13 @@ def folder_sha256(folder: Path) -> str:
 
 def spec_fingerprint(spec: FineTuneSpec) -> str:
     """sha256 of what defines the job: the canonical spec, its description, the content of every local data
-    file, of the environment folder and of the job code (jobs/src).
+    file, and — for the kinds that run this project's code — of the environment folder and of the job code
+    (jobs/src).
 
     The same spec with the same files always gives the same fingerprint (so the same job name); a changed data
-    file, Dockerfile, training script or description gives a new one, even though the spec text is unchanged."""
+    file, Dockerfile, training script or description gives a new one, even though the spec text is unchanged.
+    A job that runs Azure's own code (registry pipelines, serverless, Foundry) keeps its name across azfinetune
+    releases: a new jobs/src changes nothing it runs, so re-submitting it must find the job already there."""
     extra: list[str] = [f"description={spec.description or ''}"]
     extra.extend(_folder_fingerprints(spec))
     for role, ref in sorted(spec.data.local_files().items()):
@@ -67,8 +70,12 @@ def _folder_fingerprints(spec: FineTuneSpec) -> list[str]:
     from azfinetune.errors import AzFineTuneError
     from azfinetune.targets._environment import is_environment_folder
     from azfinetune.targets._paths import job_code_dir, resolve_environment_dir
+    from azfinetune.targets._registry import TARGETS
 
     found: list[str] = []
+    target = TARGETS.get(spec.target.kind)
+    if target is not None and not target.runs_our_code:
+        return found
     with contextlib.suppress(AzFineTuneError, OSError):
         found.append(f"code={folder_sha256(job_code_dir())}")
     environment = getattr(spec, "environment", None)

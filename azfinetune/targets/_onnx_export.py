@@ -9,7 +9,14 @@ from azfinetune.catalog import find_model
 from azfinetune.errors import Issue
 from azfinetune.spec import FineTuneSpec, Task
 
-__all__ = ["EXPORT_MODULE", "GENERATIVE_TASKS", "onnx_export_args", "onnx_export_issues"]
+__all__ = [
+    "EXPORT_MODULE",
+    "GENERATIVE_TASKS",
+    "ONNX_OUTPUT",
+    "onnx_export_args",
+    "onnx_export_issues",
+    "onnx_model_name",
+]
 
 #: Tasks whose model is a causal language model: the ones the builder exports and parity can decode.
 GENERATIVE_TASKS = frozenset({Task.CHAT_COMPLETION, Task.TEXT_COMPLETION})
@@ -34,6 +41,20 @@ def onnx_export_issues(spec: FineTuneSpec, *, runs_our_code: bool) -> Iterator[I
             hint="export.onnx works with task chat-completion or text-completion; remove it for this task",
         )
         return
+    if onnx.adapters == "separate" and not spec.method.uses_adapter:
+        yield Issue(
+            "export.onnx.adapters",
+            f"adapters: separate keeps a LoRA adapter apart from the base graph; method.technique "
+            f"{spec.method.technique.value} trains no adapter",
+            hint="use export.onnx.adapters: merged (the fine-tuned model is exported whole)",
+        )
+    if spec.target.kind == "pipeline" and spec.register is not None and spec.register.min_eval:
+        yield Issue(
+            "export.onnx",
+            f"the ONNX model is registered as {onnx_model_name(spec.register.model_name)} whenever its export "
+            "passes the parity check: register.min_eval gates the MLflow model only",
+            severity="warning",
+        )
     info = find_model(spec.model)
     if info is not None and not info.onnx_genai_builder:
         kind = info.architecture.model_type if info.architecture else "unknown"
@@ -46,6 +67,13 @@ def onnx_export_issues(spec: FineTuneSpec, *, runs_our_code: bool) -> Iterator[I
 
 #: The export step's module in the job's code folder (jobs/src/export_onnx).
 EXPORT_MODULE = "export_onnx"
+#: The job output (command job) / step output (pipeline) that holds the onnxruntime-genai model folder.
+ONNX_OUTPUT = "onnx_model"
+
+
+def onnx_model_name(model_name: str) -> str:
+    """The registered name of the ONNX model beside register.model_name's MLflow model."""
+    return f"{model_name}-onnx"
 
 
 def onnx_export_args(

@@ -21,6 +21,7 @@ from azfinetune.targets._entrypoint import (
     our_code_rules,
 )
 from azfinetune.targets._environment import environment_for_spec
+from azfinetune.targets._onnx_export import EXPORT_MODULE, ONNX_OUTPUT, onnx_export_args, onnx_model_name
 from azfinetune.targets._paths import generated_dir, job_code_dir
 from azfinetune.targets._protocol import TargetBase
 
@@ -192,6 +193,23 @@ def build_command_job(spec: FineTuneSpec) -> CommandJob:
         inputs={name: f"${{{{inputs.{name}}}}}" for name in inputs},
         outputs={name: f"${{{{outputs.{name}}}}}" for name in outputs},
     )
+    command = command_line(args)
+    onnx = spec.export.onnx if spec.export is not None else None
+    if onnx is not None and not local:
+        # The export step after training, in the same job (rank 0 only: the step exits 0 on other ranks). The
+        # local backend runs it as its own step instead (azfinetune.local.export_onnx_local).
+        outputs[ONNX_OUTPUT] = Output(
+            type="custom_model",
+            **({"name": onnx_model_name(spec.register.model_name)} if spec.register is not None else {}),
+        )
+        export_args = onnx_export_args(
+            spec,
+            base_model="${{inputs.model}}",
+            adapter="${{outputs.adapter}}",
+            output_dir=f"${{{{outputs.{ONNX_OUTPUT}}}}}",
+            validation="${{inputs.validation}}" if "validation" in inputs else None,
+        )
+        command = f"{command} && {command_line(export_args, module=EXPORT_MODULE)}"
 
     plan = resource_plan(spec)
     use_deepspeed = spec.method.deepspeed is not None
@@ -219,7 +237,7 @@ def build_command_job(spec: FineTuneSpec) -> CommandJob:
         "description": spec.description,
         "tags": azfinetune_tags(spec),
         "code": str(job_code_dir()),
-        "command": command_line(args),
+        "command": command,
         "inputs": inputs,
         "outputs": outputs,
         "environment": _environment(spec, local=local),

@@ -1,4 +1,5 @@
-"""target.kind pipeline: validate data -> fine-tune -> merge adapter -> evaluate -> register, as one PipelineJob."""
+"""target.kind pipeline: validate data -> fine-tune -> merge adapter -> evaluate -> register (-> export_onnx), as
+one PipelineJob."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from azfinetune.targets._entrypoint import (
     our_code_rules,
 )
 from azfinetune.targets._environment import environment_for_spec
+from azfinetune.targets._onnx_export import onnx_model_name
 from azfinetune.targets._paths import components_dir, generated_dir, job_code_dir
 from azfinetune.targets._protocol import TargetBase
 from azfinetune.targets.command import SPOT_JOB_TIER, cluster_rules, data_input, model_input, resource_plan
@@ -37,16 +39,18 @@ __all__ = [
     "STEPS",
     "TARGET",
     "StepCompute",
+    "active_steps",
     "build_pipeline_job",
     "components_dir",
     "step_computes",
 ]
 
-#: The steps, in order. merge_adapter is left out for full fine-tuning (there is no adapter to merge) and
-#: register when the spec registers nothing.
-STEPS = ("validate_data", "finetune", "merge_adapter", "evaluate", "register")
-#: Steps that need no GPU: they run on target.cpu_compute / cpu_instance_type when set.
-CPU_STEPS = frozenset({"validate_data", "register"})
+#: The steps, in order. merge_adapter is left out for full fine-tuning (there is no adapter to merge), register
+#: when the spec registers nothing, export_onnx when the spec has no export.onnx.
+STEPS = ("validate_data", "finetune", "merge_adapter", "evaluate", "register", "export_onnx")
+#: Steps that need no GPU: they run on target.cpu_compute / cpu_instance_type when set. export_onnx builds the
+#: graph for any execution provider on a CPU and, without that provider there, checks parity on the CPU.
+CPU_STEPS = frozenset({"validate_data", "register", "export_onnx"})
 #: jobs/components/<file> of each step. finetune.yaml is the template's: the builder writes that step's
 #: command from the spec with entrypoint_args, the one place the entry point's flags are written.
 COMPONENT_FILES = {
@@ -55,7 +59,10 @@ COMPONENT_FILES = {
     "merge_adapter": "merge_adapter.yaml",
     "evaluate": "evaluate.yaml",
     "register": "register.yaml",
+    "export_onnx": "export_onnx.yaml",
 }
+#: The export step's own pinned environment (onnxruntime-genai, CPU torch), shipped with the job code.
+ONNX_ENVIRONMENT = "environments/onnx-export"
 #: Tasks the training entry point trains; the registry pipelines cover the others.
 PIPELINE_TASKS = tuple(sorted(task.value for task in ENTRYPOINT_TASKS))
 SERVERLESS = "serverless"
@@ -125,6 +132,14 @@ def _silence_environment_note() -> None:
     logger = logging.getLogger("azure.ai.ml._schema.assets.environment")
     if _ENVIRONMENT_NOTE not in logger.filters:
         logger.addFilter(_ENVIRONMENT_NOTE)
+
+
+def onnx_environment() -> Any:
+    """environments/onnx-export as a content-versioned Environment (like the training environment's folder)."""
+    from azfinetune.targets._environment import environment_from_folder
+    from azfinetune.targets._paths import project_root
+
+    return environment_from_folder(project_root() / ONNX_ENVIRONMENT)
 
 
 def _load_step(step: str, environment: Any) -> Any:
@@ -225,6 +240,9 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
         step: _load_step(step, environment)
         for step in ("validate_data", "merge_adapter", "evaluate", "register")
     }
+    onnx = spec.export.onnx if spec.export is not None else None
+    if onnx is not None:
+        components["export_onnx"] = _load_step("export_onnx", onnx_environment())
     plan = resource_plan(spec)
     columns = _columns(spec)
     eval_role = next(role for role in ("test", "validation", "train") if f"{role}_file" in job_inputs)
@@ -298,6 +316,25 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
             )
             _place(register, computes["register"])
             outputs["decision"] = register.outputs.decision
+        if onnx is not None:
+            base = (
+                {"base_model_id": pipeline_inputs["model"]}
+                if model_is_id
+                else {"base_model": pipeline_inputs["model"]}
+            )
+            # From the base and the adapter (not the merged folder): the builder bakes the adapter in, or keeps
+            # it separate; a full fine-tune's output is the model itself.
+            export_onnx = components["export_onnx"](
+                adapter=finetune.outputs.adapter,
+                validation=data["validation"],
+                precision=onnx.precision,
+                execution_provider=onnx.execution_provider,
+                adapters=onnx.adapters if adapter else "merged",
+                min_token_agreement=onnx.min_token_agreement,
+                **base,
+            )
+            _place(export_onnx, computes["export_onnx"])
+            outputs["onnx_model"] = export_onnx.outputs.onnx_model
         return outputs
 
     # dsl.pipeline reads the parameters off the function's signature: one keyword parameter per job input.
@@ -319,6 +356,10 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
         # from the exported YAML would differ.
         if not isinstance(output, str):
             output.description = None
+    if onnx is not None and spec.register is not None:
+        # A named model output is registered as that model when the job completes, beside the MLflow model.
+        onnx_output: Any = job.outputs["onnx_model"]
+        onnx_output.name = onnx_model_name(spec.register.model_name)
     force_rerun = isinstance(spec.target, PipelineTarget) and spec.target.force_rerun
     job.settings = PipelineJobSettings(force_rerun=force_rerun, continue_on_step_failure=False)
     return job
@@ -346,12 +387,20 @@ def _signature(names: list[str]) -> Any:
     )
 
 
-def _properties(spec: FineTuneSpec, computes: dict[str, StepCompute]) -> dict[str, str]:
-    steps = [
+def active_steps(spec: FineTuneSpec) -> list[str]:
+    """The steps a spec's pipeline has, in STEPS order."""
+    exporting = spec.export is not None and spec.export.onnx is not None
+    return [
         s
         for s in STEPS
-        if (s != "merge_adapter" or spec.method.uses_adapter) and (s != "register" or spec.register)
+        if (s != "merge_adapter" or spec.method.uses_adapter)
+        and (s != "register" or spec.register)
+        and (s != "export_onnx" or exporting)
     ]
+
+
+def _properties(spec: FineTuneSpec, computes: dict[str, StepCompute]) -> dict[str, str]:
+    steps = active_steps(spec)
     properties = {
         f"{TAG_PREFIX}steps": ",".join(steps),
         f"{TAG_PREFIX}compute": json.dumps(

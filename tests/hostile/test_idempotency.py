@@ -6,6 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from azfinetune.spec import load_spec
 from azfinetune.targets import job_name
 from tests.hostile.conftest import BASE_SPEC, EXAMPLES
@@ -50,3 +52,34 @@ def test_an_unchanged_spec_keeps_its_job_name(folder: Path) -> None:
     spec = folder / "spec.yaml"
     spec.write_text(BASE_SPEC, encoding="utf-8")
     assert _name(spec) == _name(spec)
+
+
+def _with_job_code(monkeypatch: pytest.MonkeyPatch, folder: Path, extra: str) -> None:
+    """job_code_dir() -> a copy of jobs/src with one more line in the entry point (a new azfinetune release)."""
+    import azfinetune.targets._paths as paths
+
+    code = folder / f"code-{len(extra)}"
+    shutil.copytree(EXAMPLES.parents[1] / "jobs" / "src", code, ignore=shutil.ignore_patterns("__pycache__"))
+    with (code / "finetune" / "__init__.py").open("a", encoding="utf-8") as handle:
+        handle.write(extra)
+    monkeypatch.setattr(paths, "job_code_dir", lambda: code)
+
+
+@pytest.mark.parametrize(
+    ("example", "renamed"),
+    [
+        ("phi3-mini-lora", True),  # runs jobs/src: new code, new job
+        ("pipeline-finetune-evaluate", True),
+        ("registry-translation", False),  # Azure's own code: the same job as before
+        ("phi4-mini-serverless", False),
+        ("foundry-ministral-3b", False),
+    ],
+)
+def test_new_job_code_renames_only_the_jobs_that_run_it(
+    example: str, renamed: bool, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = EXAMPLES / f"{example}.yaml"
+    _with_job_code(monkeypatch, folder, "\n# release 1\n")
+    before = _name(spec)
+    _with_job_code(monkeypatch, folder, "\n# release 2, changed\n")
+    assert (_name(spec) != before) is renamed

@@ -41,7 +41,7 @@ from tests.conftest import refused
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "jobs" / "examples"
 SNAPSHOTS = ROOT / "tests" / "snapshots"
-COMMAND_EXAMPLES = ("phi3-mini-lora", "phi3-mini-qlora", "phi3-medium-dora-zero3")
+COMMAND_EXAMPLES = ("phi3-mini-lora", "phi3-mini-qlora", "phi3-medium-dora-zero3", "phi3-mini-lora-onnx")
 UPDATE = os.environ.get("UPDATE_SNAPSHOT") == "1"
 
 # Every flag of the entry point (azft_contract's flag table). --eval-steps has no spec key, so the builder never
@@ -676,3 +676,43 @@ def test_export_spec_is_one_call(examples: Path, tmp_path: Path) -> None:
     result = export_spec(examples / "phi3-mini-qlora.yaml", format="json", base_dir=tmp_path)
     assert json.loads(result.text)["name"] == result.job_name
     assert result.warnings == []
+
+
+def test_export_onnx_runs_at_the_end_of_the_command_job_and_registers_beside_the_mlflow_model(
+    examples: Path,
+) -> None:
+    job = build_job(load_spec(examples / "phi3-mini-lora-onnx.yaml"))
+    training, export = job.command.split(" && ")
+    assert training.startswith("python -m finetune ")
+    words = shlex.split(export)
+    assert words[:3] == ["python", "-m", "export_onnx"]
+    flags = dict(zip(words[3::2], words[4::2], strict=False))
+    assert flags["--base-model"] == "${{inputs.model}}"
+    assert flags["--adapter"] == "${{outputs.adapter}}"  # the adapter training just wrote
+    assert flags["--output-dir"] == "${{outputs.onnx_model}}"
+    assert flags["--validation"] == "${{inputs.validation}}"
+    assert (flags["--adapters"], flags["--precision"], flags["--min-token-agreement"]) == (
+        "separate",
+        "int4",
+        "0.9",
+    )
+    assert (job.outputs["onnx_model"].type, job.outputs["onnx_model"].name) == (
+        "custom_model",
+        "phi3-mini-support-edge-onnx",
+    )
+    assert job.outputs["mlflow_model"].name == "phi3-mini-support-edge"
+
+
+def test_the_training_environment_can_run_the_export_step() -> None:
+    """A command job runs export_onnx in the training image: its pins are the export environment's."""
+    training = (ROOT / "environments" / "finetune-gpu" / "requirements.txt").read_text().splitlines()
+    export = (ROOT / "environments" / "onnx-export" / "requirements.txt").read_text().splitlines()
+    for package in ("onnxruntime-genai", "onnxruntime", "onnx", "onnx-ir"):
+        pinned = {line for line in export if line.startswith(f"{package}==")}
+        assert pinned and pinned <= set(training), package
+
+
+def test_a_local_run_exports_as_its_own_step_not_in_the_command(examples: Path) -> None:
+    spec = load_spec(examples / "phi3-mini-lora-onnx.yaml", overrides=["target={kind: local}"])
+    job = build_job(spec)
+    assert " && " not in job.command and "onnx_model" not in (job.outputs or {})

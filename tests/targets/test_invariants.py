@@ -203,6 +203,18 @@ def spec_documents(draw: Any) -> dict[str, Any]:
         doc["environment"] = draw(st.sampled_from(["azureml:my-env:3", "azureml:", "my-env@latest"]))
     if not azure_code and draw(st.floats(0, 1)) < 0.1:
         doc["secrets"] = {"HF_TOKEN": "keyvault://kv-test/hf-token"}
+    if draw(st.floats(0, 1)) < 0.15:  # export.onnx: refused where the job cannot run the export step
+        doc["export"] = {
+            "onnx": {
+                key: draw(st.sampled_from(values))
+                for key, values in (
+                    ("precision", ["int4", "fp32"]),
+                    ("execution_provider", ["cpu", "cuda"]),
+                    ("adapters", ["merged", "separate"]),
+                )
+                if draw(st.booleans())
+            }
+        }
     if not fine_tuning_job and draw(st.floats(0, 1)) < 0.1:
         doc["data"]["columns"] = draw(
             st.sampled_from([{"text": "text"}, {"label": "stars"}, {"source_lang": "en"}])
@@ -330,7 +342,9 @@ def assert_job_runs(job: Any, scratch: Path) -> None:
     kind = type(job).__name__
     if kind in ("CommandJob", "Command"):
         inputs = {name: _value(value, job, scratch) for name, value in (job.inputs or {}).items()}
-        _step_accepts(_argv(job.command, inputs, scratch))
+        # A command job may chain steps (training && export_onnx): each one must parse.
+        for part in job.command.split(" && "):
+            _step_accepts(_argv(part, inputs, scratch))
         return
     if kind == "PipelineJob":
         for node in job.jobs.values():

@@ -24,6 +24,7 @@ from azfinetune.targets._pipeline_export import pipeline_rest_body, pipeline_yam
 from azfinetune.targets.pipeline import (
     COMPONENT_FILES,
     STEPS,
+    active_steps,
     build_pipeline_job,
     components_dir,
     step_computes,
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "jobs" / "examples"
 SNAPSHOTS = ROOT / "tests" / "snapshots"
 TEMPLATE = ROOT / "jobs" / "pipelines" / "finetune-evaluate-register.yaml"
-PIPELINE_EXAMPLES = ("pipeline-finetune-evaluate",)
+PIPELINE_EXAMPLES = ("pipeline-finetune-evaluate", "pipeline-finetune-export-onnx")
 UPDATE = os.environ.get("UPDATE_SNAPSHOT") == "1"
 _INPUT = re.compile(r"\$\{\{inputs\.([A-Za-z_][A-Za-z0-9_]*)\}\}")
 _OUTPUT = re.compile(r"\$\{\{outputs\.([A-Za-z_][A-Za-z0-9_]*)\}\}")
@@ -44,6 +45,11 @@ STEP_MODULES = {
     "merge_adapter": "merge_adapter",
     "evaluate": "evaluate_model",
     "register": "register",
+    "export_onnx": "export_onnx",
+}
+#: The environment folder each step's component YAML builds (the export step has its own, CPU-only).
+STEP_ENVIRONMENTS = {
+    step: "onnx-export" if step == "export_onnx" else "finetune-gpu" for step in STEP_MODULES
 }
 
 
@@ -107,8 +113,9 @@ def env_folder(value: Any, base_dir: Path) -> Any:
     context; both stand for the folder they are built from."""
     if isinstance(value, dict) and "build" in value:
         return ("folder", (base_dir / value["build"]["path"]).resolve())
-    if isinstance(value, str) and value.startswith("azfinetune-finetune-gpu:"):
-        return ("folder", (project_root() / "environments" / "finetune-gpu").resolve())
+    for folder in ("finetune-gpu", "onnx-export"):
+        if isinstance(value, str) and value.startswith(f"azfinetune-{folder}:"):
+            return ("folder", (project_root() / "environments" / folder).resolve())
     return value
 
 
@@ -197,7 +204,7 @@ def test_the_same_spec_builds_the_same_job(example: str, examples: Path, tmp_pat
 def test_example_shape(examples: Path) -> None:
     spec = load_spec(examples / "pipeline-finetune-evaluate.yaml")
     job = build_job(spec)
-    assert list(job.jobs) == list(STEPS)
+    assert list(job.jobs) == [step for step in STEPS if step != "export_onnx"] == active_steps(spec)
     assert job.name.startswith("phi3-mini-support-pipeline-") and job.experiment_name == spec.name
     assert job.settings.force_rerun is False and job.settings.continue_on_step_failure is False
     body = rest(job)
@@ -234,7 +241,7 @@ def test_example_shape(examples: Path) -> None:
     }
     assert "name" not in body["outputs"]["mlflow_model"]  # registered by the register step, only if it passes
     assert job.properties["azfinetune.registered_model_name"] == "phi3-mini-support"
-    assert job.properties["azfinetune.steps"] == ",".join(STEPS)
+    assert job.properties["azfinetune.steps"] == ",".join(active_steps(spec))
     assert body["inputs"]["model"]["uri"].startswith(
         "azureml://registries/azureml/models/Phi-3-mini-4k-instruct/"
     )
@@ -421,7 +428,7 @@ def test_component_yaml_is_consistent(step: str) -> None:
     assert (path.parent / raw["code"]).resolve() == job_code_dir()
     assert (
         path.parent / raw["environment"]["build"]["path"]
-    ).resolve() == project_root() / "environments" / "finetune-gpu"
+    ).resolve() == project_root() / "environments" / STEP_ENVIRONMENTS[step]
     component = load_component(source=str(path))
     assert component._validate().passed
     command = " ".join(raw["command"].split())
@@ -448,13 +455,48 @@ def _sample(name: str, declared: dict[str, Any]) -> str:
     return {"integer": "1", "number": "0.5", "string": "text"}.get(kind, "/data/path")
 
 
+def test_export_onnx_step_runs_on_cpu_after_training_and_registers_beside_the_mlflow_model(
+    examples: Path,
+) -> None:
+    spec = load_spec(examples / "pipeline-finetune-export-onnx.yaml")
+    job = build_job(spec)
+    assert list(job.jobs) == list(STEPS) == active_steps(spec)
+    jobs = rest(job)["jobs"]
+    export = jobs["export_onnx"]
+    assert export["computeId"] == "serverless"
+    assert export["resources"]["instance_type"] == "Standard_E4s_v3"  # the CPU VM, not the A100s
+    inputs = export["inputs"]
+    assert inputs["adapter"]["value"] == "${{parent.jobs.finetune.outputs.adapter}}"
+    assert inputs["base_model"]["value"] == "${{parent.inputs.model}}"
+    assert inputs["validation"]["value"] == "${{parent.inputs.validation_file}}"
+    assert (inputs["precision"]["value"], inputs["adapters"]["value"]) == ("int4", "merged")
+    # Its own CPU environment, not the training image.
+    assert job.jobs["export_onnx"].component.environment.name == "azfinetune-onnx-export"
+    output = job.outputs["onnx_model"]
+    assert (output.type, output.name) == ("custom_model", "phi3-mini-support-onnx-onnx")
+    assert job.properties["azfinetune.steps"].endswith(",register,export_onnx")
+
+
+def test_export_onnx_of_an_hf_model_passes_the_id_and_a_full_fine_tune_exports_its_output(
+    examples: Path,
+) -> None:
+    spec = load_spec(
+        examples / "pipeline-finetune-export-onnx.yaml",
+        overrides=["model=hf:microsoft/Phi-3-mini-4k-instruct", "method.technique=full"],
+    )
+    inputs = rest(build_job(spec))["jobs"]["export_onnx"]["inputs"]
+    assert inputs["base_model_id"]["value"] == "${{parent.inputs.model}}" and "base_model" not in inputs
+    assert inputs["adapters"]["value"] == "merged"
+    assert inputs["adapter"]["value"] == "${{parent.jobs.finetune.outputs.adapter}}"
+
+
 def test_template_loads_and_runs_the_same_steps() -> None:
     from azure.ai.ml import load_job
 
     job = load_job(TEMPLATE)
     validation = job._validate()
     assert validation.passed, validation.error_messages
-    assert list(job.jobs) == list(STEPS)
+    assert list(job.jobs) == [step for step in STEPS if step != "export_onnx"]  # the template exports nothing
     raw = yaml.safe_load(TEMPLATE.read_text())
     for step, node in raw["jobs"].items():
         assert (TEMPLATE.parent / node["component"]).resolve() == components_dir() / COMPONENT_FILES[step]

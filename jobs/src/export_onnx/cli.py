@@ -50,7 +50,11 @@ class ParityError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m export_onnx", description=__doc__)
     add = parser.add_argument
-    add("--base-model", required=True, type=Path, help="the 16-bit base model (HF folder or MLflow model)")
+    add(
+        "--base-model",
+        required=True,
+        help="the 16-bit base model: an HF folder, an MLflow model folder, or hf:<org>/<name> (downloaded)",
+    )
     add("--adapter", type=Path, help="the fine-tune step's output (a PEFT adapter or a full model)")
     add("--output-dir", required=True, type=Path, help="the onnxruntime-genai model folder")
     add("--precision", choices=PRECISIONS, default="int4")
@@ -65,6 +69,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- inputs ------------------------------------------------------------------------------------------------------
+
+
+def base_folder(reference: str) -> Path:
+    """--base-model as a folder: an hf:<org>/<name> id is downloaded (weights, config, tokenizer) into the
+    Hugging Face cache first; a folder is searched with hf_folder."""
+    if reference.startswith("hf:"):
+        from huggingface_hub import snapshot_download
+
+        repo = reference[3:]
+        if not repo or repo.count("/") != 1:
+            raise UsageError(f"--base-model {reference}: expected hf:<org>/<name>")
+        try:
+            folder = snapshot_download(
+                repo, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.py", "*.tiktoken"]
+            )
+        except Exception as error:  # the hub's own errors: not found, gated, offline
+            raise UsageError(
+                f"--base-model {reference}: cannot download it ({type(error).__name__}: {error})"
+            ) from error
+        return hf_folder(Path(folder))
+    path = Path(reference)
+    if not path.is_dir():
+        raise UsageError(f"--base-model {reference}: no such folder")
+    return hf_folder(path)
 
 
 def hf_folder(path: Path) -> Path:
@@ -227,7 +255,7 @@ def genai_greedy(
 ) -> list[list[int]]:
     import onnxruntime_genai as og
 
-    model = og.Model(str(model_dir))
+    model = _genai_model(model_dir)
     adapters = None
     if adapter is not None:
         adapters = og.Adapters(model)
@@ -246,6 +274,23 @@ def genai_greedy(
         outputs.append(_until_eos([int(t) for t in sequence[len(ids) :]], eos))
         del generator
     return outputs
+
+
+def _genai_model(model_dir: Path) -> Any:
+    """The onnxruntime-genai model on its own execution provider, or on the CPU when this onnxruntime-genai build
+    lacks that provider (a CUDA/DML/WebGPU model checked on CPU compute): the graph is the same, so the parity
+    check still compares its tokens with PyTorch's."""
+    import onnxruntime_genai as og
+
+    try:
+        return og.Model(str(model_dir))
+    except Exception as error:  # og raises its own RuntimeError/OrtException for a provider it lacks
+        if "provider" not in str(error).lower() and "execution" not in str(error).lower():
+            raise
+        log.warning("this onnxruntime-genai has no %s; the parity check decodes on the CPU", error)
+        config = og.Config(str(model_dir))
+        config.clear_providers()
+        return og.Model(config)
 
 
 def _until_eos(tokens: list[int], eos: list[int]) -> list[int]:
@@ -286,10 +331,10 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
 
     if not 0.0 <= args.min_token_agreement <= 1.0:
         raise UsageError(f"--min-token-agreement must be within 0..1, got {args.min_token_agreement}")
-    base = hf_folder(args.base_model)
     adapter = adapter_folder(args.adapter)
-    if args.adapter is not None and adapter is None:
-        base = hf_folder(args.adapter)  # a full fine-tune: the model itself is exported
+    full_model = args.adapter is not None and adapter is None
+    # A full fine-tune's output is the model to export: the base is not needed (nor downloaded) then.
+    base = hf_folder(args.adapter) if full_model else base_folder(args.base_model)
     if args.adapters == "separate" and adapter is None:
         raise UsageError("--adapters separate needs a LoRA adapter (--adapter with adapter_config.json)")
     out: Path = args.output_dir
@@ -358,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OLIVE_DISABLE_TELEMETRY", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    rank = os.environ.get("RANK", "0").strip() or "0"
+    if rank != "0":
+        # A distributed command job runs its command once per process: the first one exports.
+        print(f"export_onnx: rank {rank}: nothing to do (rank 0 exports)", file=sys.stderr)
+        return 0
     try:
         report = export(args)
     except UsageError as error:
