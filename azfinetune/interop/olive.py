@@ -358,7 +358,8 @@ def _training_args(spec: FineTuneSpec, has_eval: bool) -> dict[str, Any]:
         "max_steps": training.max_steps,
         "learning_rate": training.learning_rate,
         "lr_scheduler_type": training.lr_scheduler.value,
-        "warmup_ratio": training.warmup_ratio,
+        # transformers 5 (the project's) has no warmup_ratio: a warmup_steps below 1 is a share of the steps.
+        "warmup_steps": training.warmup_ratio,
         "per_device_train_batch_size": training.per_device_batch_size,
         "gradient_accumulation_steps": training.gradient_accumulation_steps,
         "gradient_checkpointing": training.gradient_checkpointing,
