@@ -14,6 +14,7 @@ from azfinetune.cli.data_cmd import data
 from azfinetune.cli.demo import demo
 from azfinetune.cli.deploy import deploy
 from azfinetune.cli.export import export
+from azfinetune.cli.import_cmd import import_cmd
 from azfinetune.cli.list_cmd import list_jobs
 from azfinetune.cli.logs import logs
 from azfinetune.cli.plan import plan
@@ -34,6 +35,7 @@ COMMANDS: dict[str, click.Command] = {
     "demo": demo,
     "deploy": deploy,
     "export": export,
+    "import": import_cmd,
     "list": list_jobs,
     "logs": logs,
     "plan": plan,

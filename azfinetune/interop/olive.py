@@ -25,21 +25,26 @@ import json
 import os
 import re
 import shlex
+import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from azfinetune.catalog import ModelInfo, find_foundry_model, find_model, list_models
-from azfinetune.errors import Issue, SpecError
-from azfinetune.spec import FineTuneSpec, Technique, model_kind
+from azfinetune.errors import Issue, SpecError, UserInputError
+from azfinetune.spec import FineTuneSpec, LrScheduler, Optimizer, Technique, model_kind
 
 __all__ = [
     "OLIVE_DEFAULTS",
     "OLIVE_TELEMETRY_ENV",
     "OLIVE_VERSION",
+    "OliveConfigError",
     "OliveExport",
     "OliveImport",
+    "fill_ai_toolkit_template",
     "olive_run_command",
+    "olive_to_spec",
     "spec_to_olive",
 ]
 
@@ -128,6 +133,8 @@ class OliveImport:
 
     spec: dict[str, Any]
     notes: list[Issue] = field(default_factory=list)
+    #: spec key -> the Olive key it came from (so a spec error can name the workflow's key).
+    origins: dict[str, str] = field(default_factory=dict)
 
 
 def olive_run_command(config: str | Path, *, run_dir: str | Path | None = None) -> str:
@@ -532,3 +539,690 @@ def spec_to_olive(spec: FineTuneSpec, *, out_dir: Path) -> OliveExport:
         config.update({"host": "local_system", "target": "local_system"})
     config.update({"evaluate_input_model": False, "output_dir": OUTPUT_DIR})
     return OliveExport(config, c.notes)
+
+
+# -- Olive -> spec ----------------------------------------------------------------------------------------------
+
+
+class OliveConfigError(UserInputError):
+    """An Olive workflow that cannot become a spec; `issues` name the Olive keys."""
+
+    def __init__(self, issues: list[Issue], *, file: str | None = None) -> None:
+        self.issues = list(issues)
+        self.file = file
+        head = f"{file}: " if file else ""
+        count = len(self.issues)
+        noun = "key" if count == 1 else "keys"
+        lines = [f"{head}{count} {noun} of the Olive workflow cannot become a spec:"]
+        lines += [f"  {issue}" for issue in self.issues]
+        super().__init__("\n".join(lines))
+
+    @property
+    def paths(self) -> list[str]:
+        return [issue.path for issue in self.issues]
+
+
+#: RunConfig's own keys, and the engine's keys RunConfig also takes at the top level (NestedConfig "engine").
+_RUN_KEYS = {"workflow_id", "input_model", "systems", "data_configs", "evaluators", "engine", "passes"}
+_ENGINE_KEYS = {
+    "search_strategy",
+    "host",
+    "target",
+    "evaluator",
+    "plot_pareto_frontier",
+    "no_artifacts",
+    "evaluate_input_model",
+    "output_dir",
+    "packaging_config",
+    "cache_config",
+    "cache_dir",
+    "clean_cache",
+    "clean_evaluation_cache",
+    "enable_shared_cache",
+    "log_severity_level",
+    "ort_log_severity_level",
+    "ort_py_log_severity_level",
+    "log_to_file",
+}
+#: olive-ai 0.7 names (the AI Toolkit's legacy templates) -> olive-ai 0.13 names.
+_LEGACY_PASS_KEYS = {"lora_r": "r", "lora_alpha": "alpha"}
+_LEGACY_PRE_KEYS = {"source_max_len": "max_seq_len", "corpus_strategy": "strategy"}
+_LEGACY_TRAINING_KEYS = {"evaluation_strategy": "eval_strategy"}
+_ONNX_PASSES = ("modelbuilder", "extractadapters", "onnxconversion", "orttransformersoptimization")
+#: Keys that say where or how Olive runs a pass, with no bearing on what is trained.
+_QUIET_PASS_KEYS = {"type", "config", "host", "evaluator", "device_map", "allow_tf32"}
+_QUIET_TRAINING_KEYS = {"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "eval_strategy"}
+_QUIET_PRE_KEYS = {"type", "dataset_type", "pad_to_max_len", "use_attention_mask", "padding_side", "joiner"}
+_LR_SCHEDULERS = {s.value for s in LrScheduler}
+_OPTIMIZERS = {o.value for o in Optimizer}
+
+
+class _Reader:
+    """Errors (the workflow cannot become a spec) and notes (what it does not carry) by Olive key."""
+
+    def __init__(self) -> None:
+        self.errors: list[Issue] = []
+        self.notes: list[Issue] = []
+        self.origins: dict[str, str] = {}
+
+    def error(self, path: str, message: str, hint: str | None = None) -> None:
+        self.errors.append(Issue(path, message, hint=hint))
+
+    def note(self, path: str, message: str) -> None:
+        self.notes.append(Issue(path, message, severity="warning"))
+
+
+def _params(component: Any) -> dict[str, Any]:
+    """A pass or data component's parameters: nested under config/params or flat beside `type`."""
+    if not isinstance(component, Mapping):
+        return {}
+    nested = component.get("config") if "config" in component else component.get("params")
+    flat = {k: v for k, v in component.items() if k not in ("config", "params")}
+    return {**flat, **(nested if isinstance(nested, Mapping) else {})}
+
+
+def _renamed(params: dict[str, Any], legacy: Mapping[str, str]) -> dict[str, Any]:
+    return {legacy.get(key, key): value for key, value in params.items()}
+
+
+def _hf_model_ref(model_path: str, run_dir: Path, spec_dir: Path, r: _Reader) -> str:
+    """input_model.model_path -> the spec's model: a catalog alias, hf:<org>/<name>, or a folder."""
+    text = model_path.strip()
+    exact = find_model(text) if text.count("/") == 1 else None
+    if exact is not None:
+        return exact.alias
+    parts = PurePosixPath(text.replace("\\", "/")).parts
+    if len(parts) >= 2:
+        twin = find_model("/".join(parts[-2:]))
+        if twin is not None and twin.hf_id is not None:
+            r.note(
+                "input_model.model_path",
+                f"{text} is a download of {twin.hf_id}: the spec names the catalog model {twin.alias}",
+            )
+            return twin.alias
+    local = Path(text) if Path(text).is_absolute() else run_dir / text
+    if text.count("/") == 1 and not text.startswith((".", "/", "~")) and not local.exists():
+        return f"hf:{text}"
+    return _posix_relpath(local.resolve(), spec_dir.resolve())
+
+
+def _systems_provider(config: Mapping[str, Any], engine: Mapping[str, Any], r: _Reader) -> str:
+    """The execution provider of the workflow's target system (cpu when it names none)."""
+    target = engine.get("target")
+    systems = config.get("systems") or {}
+    system = systems.get(target) if isinstance(target, str) else target
+    accelerators = (system or {}).get("accelerators") if isinstance(system, Mapping) else None
+    if isinstance(system, Mapping) and isinstance(system.get("config"), Mapping):
+        accelerators = system["config"].get("accelerators", accelerators)
+    if not accelerators:
+        return "cpu"
+    providers = accelerators[0].get("execution_providers") or []
+    if not providers:
+        return "cuda" if str(accelerators[0].get("device", "cpu")).lower() == "gpu" else "cpu"
+    name = _PROVIDER_NAMES.get(str(providers[0]).lower())
+    if name is None:
+        r.error(
+            "systems",
+            f"execution provider {providers[0]} has no export.onnx.execution_provider "
+            f"(one of {', '.join(_PROVIDERS)})",
+        )
+        return "cpu"
+    return name
+
+
+def _data_file(
+    name: str, data_config: Mapping[str, Any], key: str, run_dir: Path, spec_dir: Path, r: _Reader
+) -> str | None:
+    if str(data_config.get("type", "")).lower() != "huggingfacecontainer":
+        r.error(
+            f"{key}.type", f"{data_config.get('type')!r}: azfinetune reads HuggingfaceContainer data only"
+        )
+        return None
+    if data_config.get("user_script"):
+        r.note(f"{key}.user_script", "not carried: the spec reads its data files without Python code")
+    load = _params(data_config.get("load_dataset_config") or {})
+    builder = str(load.get("data_name", ""))
+    files = load.get("data_files")
+    if builder not in ("json", "csv", "parquet"):
+        r.error(
+            f"{key}.load_dataset_config.data_name",
+            f"{builder!r} is a Hugging Face Hub dataset; a spec names data files",
+            hint="save the split as JSON Lines (datasets' Dataset.to_json) and name the file",
+        )
+        return None
+    if isinstance(files, list) and len(files) == 1:
+        files = files[0]
+    if not isinstance(files, str):
+        r.error(f"{key}.load_dataset_config.data_files", "a spec names one file per role (train, validation)")
+        return None
+    for option in ("col_filters", "subset", "data_dir"):
+        if load.get(option):
+            r.error(
+                f"{key}.load_dataset_config.{option}",
+                "selects part of the data, which a spec cannot say",
+                hint="write the selected rows to their own file",
+            )
+    split = load.get("split", "train")
+    if split not in (None, "train"):
+        r.note(f"{key}.load_dataset_config.split", f"{split!r}: the spec trains on the whole file")
+    if builder == "csv" and load.get("delimiter") not in (None, ",", "\t"):
+        r.error(f"{key}.load_dataset_config.delimiter", "azfinetune reads comma- or tab-separated files")
+    if re.match(r"^https?://", files):
+        return files
+    path = Path(files) if Path(files).is_absolute() else run_dir / files
+    if not path.exists():
+        r.note(
+            f"{key}.load_dataset_config.data_files",
+            f"{files} is not in {run_dir} (the folder `olive run` runs in): pass --run-dir",
+        )
+    return _posix_relpath(path.resolve(), spec_dir.resolve())
+
+
+def _text_spec(pre: Mapping[str, Any], key: str, r: _Reader) -> tuple[str, dict[str, str]] | None:
+    """pre_process_data_config -> (task, data.columns)."""
+    if pre.get("chat_template"):
+        if isinstance(pre["chat_template"], str):
+            r.note(f"{key}.chat_template", "a custom chat template is not carried: the model's own is used")
+        column = str(pre.get("message_col", OLIVE_DEFAULTS["message_col"]))
+        return "chat-completion", ({} if column == "messages" else {"messages": column})
+    if pre.get("text_formatting_func"):
+        r.error(f"{key}.text_formatting_func", "a Python formatting function cannot become a spec")
+        return None
+    template = pre.get("text_template")
+    if template:
+        pieces = list(string.Formatter().parse(str(template)))
+        fields = [name for _, name, _, _ in pieces if name]
+        literal = [text for text, _, _, _ in pieces if text]
+        if len(fields) not in (1, 2):
+            r.error(
+                f"{key}.text_template",
+                f"names {len(fields)} columns; a spec trains on one text column or a prompt and a completion",
+            )
+            return None
+        if literal:
+            r.note(
+                f"{key}.text_template",
+                f"the literal text {' '.join(repr(t) for t in literal)} around the columns is not carried: "
+                "azfinetune trains on the columns as the data has them",
+            )
+        if len(fields) == 1:
+            return "text-completion", {"text": fields[0]}
+        return "text-completion", {"prompt": fields[0], "completion": fields[1]}
+    cols = pre.get("text_cols", OLIVE_DEFAULTS["text_cols"])
+    cols = [cols] if isinstance(cols, str) else list(cols)
+    if len(cols) == 1:
+        return "text-completion", {"text": str(cols[0])}
+    if len(cols) == 2:
+        r.note(
+            f"{key}.text_cols",
+            "Olive joins the two columns with a space; the spec trains on prompt + completion",
+        )
+        return "text-completion", {"prompt": str(cols[0]), "completion": str(cols[1])}
+    r.error(
+        f"{key}.text_cols",
+        f"{len(cols)} columns: a spec trains on one text column or a prompt and a completion",
+    )
+    return None
+
+
+def _put(spec: dict[str, Any], path: str, value: Any, origin: str, r: _Reader) -> None:
+    node = spec
+    *parents, last = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    r.origins[path] = origin
+
+
+def _whole(value: Any, key: str, r: _Reader) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        r.error(key, f"{value!r}: the spec's value is a whole number")
+        return None
+    return int(value)
+
+
+def _training(
+    spec: dict[str, Any], args: Mapping[str, Any], key: str, technique: Technique, r: _Reader
+) -> None:
+    args = _renamed(dict(args), _LEGACY_TRAINING_KEYS)
+    d = OLIVE_DEFAULTS
+
+    def put(name: str, path: str) -> None:
+        origin = f"{key}.{name}" if name in args else f"{key}.{name} (olive's default)"
+        _put(spec, path, args.get(name, d[name]), origin, r)
+
+    put("seed", "training.seed")
+    put("num_train_epochs", "training.epochs")
+    put("max_steps", "training.max_steps")
+    put("learning_rate", "training.learning_rate")
+    put("per_device_train_batch_size", "training.per_device_batch_size")
+    put("gradient_accumulation_steps", "training.gradient_accumulation_steps")
+    put("gradient_checkpointing", "training.gradient_checkpointing")
+    put("logging_steps", "training.logging_steps")
+    scheduler = str(args.get("lr_scheduler_type", d["lr_scheduler_type"]))
+    if scheduler in _LR_SCHEDULERS:
+        _put(spec, "training.lr_scheduler", scheduler, f"{key}.lr_scheduler_type", r)
+    else:
+        r.note(
+            f"{key}.lr_scheduler_type",
+            f"{scheduler} has no training.lr_scheduler; the spec's default is used",
+        )
+    if "warmup_steps" in args:
+        steps = args["warmup_steps"]
+        if isinstance(steps, (int, float)) and 0 <= steps < 1:
+            _put(spec, "training.warmup_ratio", steps, f"{key}.warmup_steps", r)
+        else:
+            r.note(
+                f"{key}.warmup_steps",
+                f"{steps} steps: the spec's warmup is a share of the steps (warmup_ratio)",
+            )
+    elif "warmup_ratio" in args:
+        _put(spec, "training.warmup_ratio", args["warmup_ratio"], f"{key}.warmup_ratio", r)
+    else:
+        # Olive's HFTrainingArguments default (0.03) never reaches transformers 5, which has no warmup_ratio.
+        _put(spec, "training.warmup_ratio", 0.0, f"{key}.warmup_steps (transformers' default)", r)
+    default_optim = d["qlora_optim"] if technique is Technique.QLORA else d["optim"]
+    optim = str(args.get("optim", default_optim))
+    if optim == "adamw_torch_fused":
+        optim = "adamw_torch"
+    if optim in _OPTIMIZERS:
+        _put(spec, "method.optimizer", optim, f"{key}.optim", r)
+    else:
+        r.note(f"{key}.optim", f"{optim} has no method.optimizer; the spec's default (adamw_torch) is used")
+    limit = args.get("save_total_limit")
+    if limit is not None:
+        _put(spec, "training.save_total_limit", limit, f"{key}.save_total_limit", r)
+    metric = args.get("metric_for_best_model")
+    if metric:
+        metric = str(metric).removeprefix("eval_")
+        _put(spec, "training.metric_for_best_model", metric, f"{key}.metric_for_best_model", r)
+    if args.get("per_device_eval_batch_size") not in (None, args.get("per_device_train_batch_size")):
+        r.note(
+            f"{key}.per_device_eval_batch_size",
+            "not carried: the spec evaluates with the training batch size",
+        )
+    handled = {
+        "seed",
+        "num_train_epochs",
+        "max_steps",
+        "learning_rate",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "gradient_checkpointing",
+        "logging_steps",
+        "lr_scheduler_type",
+        "warmup_steps",
+        "warmup_ratio",
+        "optim",
+        "save_total_limit",
+        "metric_for_best_model",
+        "load_best_model_at_end",
+        "per_device_eval_batch_size",
+    } | _QUIET_TRAINING_KEYS
+    extra = args.get("extra_args")
+    leftovers = [(f"{key}.{k}", k, v) for k, v in args.items() if k not in handled and k != "extra_args"]
+    if isinstance(extra, Mapping):
+        leftovers += [(f"{key}.extra_args.{k}", k, v) for k, v in extra.items()]
+    for path, name, value in leftovers:
+        if name == "report_to" and value in ("none", None, []):
+            continue
+        if name == "deepspeed":
+            if value:
+                r.error(path, "DeepSpeed in Olive's one-process training pass has no spec equivalent")
+            continue
+        r.note(path, "no azfinetune setting: not carried")
+
+
+def _onnx_export(
+    config: Mapping[str, Any], engine: Mapping[str, Any], onnx: dict[str, dict[str, Any]], r: _Reader
+) -> dict[str, Any] | None:
+    """The ONNX passes -> export.onnx (precision, execution_provider, adapters)."""
+    if not onnx:
+        return None
+    by_type = {params["type"].lower(): (name, params) for name, params in onnx.items()}
+    builder = by_type.get("modelbuilder")
+    conversion = by_type.get("onnxconversion")
+    optimization = by_type.get("orttransformersoptimization")
+    extract = by_type.get("extractadapters")
+    adapters = "separate" if extract else "merged"
+    if builder is not None and not builder[1].get("metadata_only"):
+        precision = str(builder[1].get("precision", "fp32")).lower()
+        replaced = [item for item in (conversion, optimization) if item is not None]
+    elif conversion is not None:
+        precision = "fp16" if optimization is not None and optimization[1].get("float16") else "fp32"
+        replaced = [item for item in (conversion, optimization, builder) if item is not None]
+    else:
+        r.error(
+            "passes", "ExtractAdapters without a model to extract from (no ModelBuilder or OnnxConversion)"
+        )
+        return None
+    if replaced:
+        names = ", ".join(f"passes.{name} ({params['type']})" for name, params in replaced)
+        r.note(
+            names.split(" ")[0],
+            f"{names}: azfinetune builds the ONNX model with onnxruntime-genai's model builder at {precision} "
+            "instead; these passes' own settings are not carried",
+        )
+    if precision not in ("int4", "int8", "fp16", "fp32"):
+        r.error(
+            f"passes.{builder[0] if builder else 'ModelBuilder'}.precision",
+            f"{precision}: export.onnx takes int4, int8, fp16 or fp32",
+        )
+        return None
+    if extract is not None and str(extract[1].get("save_format", "onnx_adapter")) != "onnx_adapter":
+        r.note(f"passes.{extract[0]}.save_format", "azfinetune writes the adapter as .onnx_adapter")
+    provider = _systems_provider(config, engine, r)
+    return {"precision": precision, "execution_provider": provider, "adapters": adapters}
+
+
+def _spec_name(config: Mapping[str, Any], model: str, technique: Technique) -> str:
+    workflow = str(config.get("workflow_id") or "")
+    if _NAME.fullmatch(workflow) and workflow != "default_workflow":
+        return workflow
+    stem = re.sub(r"[^a-z0-9_-]+", "-", model.rsplit("/", 1)[-1].lower()).strip("-_") or "olive"
+    if not stem[0].isalpha():
+        stem = f"m-{stem}"
+    return f"{stem[:50]}-{technique.value}"
+
+
+def olive_to_spec(
+    config: Mapping[str, Any],
+    *,
+    run_dir: Path,
+    spec_dir: Path,
+    name: str | None = None,
+    source: str | None = None,
+) -> OliveImport:
+    """The spec (a mapping, paths relative to `spec_dir`) for an Olive workflow whose paths are relative to
+    `run_dir` (the folder `olive run` runs in). OliveConfigError naming each Olive key that cannot map."""
+    r = _Reader()
+    if not isinstance(config, Mapping):
+        raise OliveConfigError([Issue("", "an Olive workflow is a JSON object")], file=source)
+    engine = {**(config.get("engine") or {}), **{k: config[k] for k in _ENGINE_KEYS if k in config}}
+    unknown = [k for k in config if k not in _RUN_KEYS | _ENGINE_KEYS]
+    for key in unknown:
+        r.note(key, "not an olive-ai 0.13 workflow key: not carried")
+    ran = sorted(k for k in engine if k not in ("host", "target"))
+    if ran:
+        r.note("engine", f"Olive's engine settings ({', '.join(ran)}) say how Olive runs: not carried")
+    if config.get("evaluators"):
+        r.note("evaluators", "not carried: azfinetune evaluates on the validation data")
+
+    spec: dict[str, Any] = {}
+    model = config.get("input_model")
+    model_ref = ""
+    if not isinstance(model, Mapping) or str(model.get("type", "")).lower() != "hfmodel":
+        kind = model.get("type") if isinstance(model, Mapping) else model
+        r.error("input_model.type", f"{kind!r}: a spec fine-tunes a Hugging Face model (HfModel)")
+    else:
+        model_params = _params(model)
+        if model_params.get("adapter_path"):
+            r.error("input_model.adapter_path", "training on top of an existing adapter cannot become a spec")
+        task = model_params.get("task", "text-generation")
+        if task not in ("text-generation", "text-generation-with-past"):
+            r.error("input_model.task", f"{task}: Olive's LoRA passes here train text-generation models")
+        for extra in sorted(set(model_params) - {"type", "model_path", "task", "adapter_path"}):
+            r.note(f"input_model.{extra}", "not carried: azfinetune loads the model its own way")
+        path = model_params.get("model_path")
+        if not isinstance(path, str) or not path.strip():
+            r.error("input_model.model_path", "names no model")
+        else:
+            model_ref = _hf_model_ref(path, run_dir, spec_dir, r)
+
+    passes = config.get("passes") or {}
+    training: list[tuple[str, dict[str, Any]]] = []
+    onnx: dict[str, dict[str, Any]] = {}
+    for pass_name, raw in passes.items():
+        for index, item in enumerate(raw if isinstance(raw, list) else [raw]):
+            key = f"passes.{pass_name}" if not isinstance(raw, list) else f"passes.{pass_name}[{index}]"
+            params = _params(item)
+            kind = str(params.get("type", "")).lower()
+            if kind in _TRAINING_PASSES:
+                training.append((key, params))
+            elif kind in ("loha", "lokr", "loftq"):
+                r.error(f"{key}.type", f"{params['type']} has no method.technique (lora, qlora, dora)")
+            elif kind in _ONNX_PASSES:
+                onnx[key.removeprefix("passes.")] = params
+            else:
+                r.note(f"{key}.type", f"{params.get('type')}: no azfinetune equivalent, not carried")
+    if not training:
+        r.error("passes", "no LoRA, QLoRA or DoRA pass: nothing to fine-tune")
+    elif len(training) > 1:
+        r.error(training[1][0], "a second training pass: a spec trains once")
+    technique = Technique.LORA
+    if len(training) == 1:
+        key, params = training[0]
+        params = _renamed(params, _LEGACY_PASS_KEYS)
+        technique = _TRAINING_PASSES[params["type"].lower()]
+        _put(spec, "method.technique", technique.value, f"{key}.type", r)
+        lora: dict[str, Any] = {}
+        rank = _whole(params.get("r", OLIVE_DEFAULTS["r"]), f"{key}.r", r)
+        alpha = _whole(params.get("alpha", OLIVE_DEFAULTS["alpha"]), f"{key}.alpha", r)
+        _put(spec, "method.lora.r", rank, f"{key}.r", r)
+        _put(spec, "method.lora.alpha", alpha, f"{key}.alpha", r)
+        _put(
+            spec,
+            "method.lora.dropout",
+            params.get("lora_dropout", OLIVE_DEFAULTS["lora_dropout"]),
+            f"{key}.lora_dropout",
+            r,
+        )
+        info = find_model(model_ref) if model_ref else None
+        modules = params.get("target_modules")
+        linear = set(info.linear_modules) if info is not None else set()
+        auto = set(info.lora_target_modules) if info is not None else set()
+        if technique is Technique.QLORA:
+            if modules:
+                r.note(
+                    f"{key}.target_modules",
+                    "Olive's QLoRA adapts every 4-bit linear layer whatever this says",
+                )
+            chosen: Any = "auto" if linear and auto == linear else "all-linear"
+        elif not modules:
+            chosen = "auto"
+            if info is None:
+                r.note(
+                    f"{key}.target_modules",
+                    "absent: Olive picks the modules for the model type; the spec says auto",
+                )
+        elif set(modules) == auto:
+            chosen = "auto"
+        elif linear and set(modules) == linear:
+            chosen = "all-linear"
+        else:
+            chosen = list(modules)
+        _put(spec, "method.lora.target_modules", chosen, f"{key}.target_modules", r)
+        del lora
+        dtype = params.get("torch_dtype", OLIVE_DEFAULTS["torch_dtype"])
+        if technique is Technique.QLORA:
+            compute = params.get("compute_dtype") or dtype
+            if compute != dtype:
+                r.note(
+                    f"{key}.torch_dtype", f"{dtype}: the spec has one precision, the compute dtype {compute}"
+                )
+            dtype = compute
+            _put(spec, "method.quantization.bits", 4, f"{key}.type", r)
+            _put(
+                spec,
+                "method.quantization.type",
+                params.get("quant_type", OLIVE_DEFAULTS["quant_type"]),
+                f"{key}.quant_type",
+                r,
+            )
+            _put(
+                spec,
+                "method.quantization.double_quant",
+                params.get("double_quant", OLIVE_DEFAULTS["double_quant"]),
+                f"{key}.double_quant",
+                r,
+            )
+        if dtype in _PRECISIONS:
+            _put(spec, "training.precision", _PRECISIONS[dtype], f"{key}.torch_dtype", r)
+        else:
+            r.error(f"{key}.torch_dtype", f"{dtype}: the spec trains in bfloat16, float16 or float32")
+        _training(spec, params.get("training_args") or {}, f"{key}.training_args", technique, r)
+        known = {
+            "r",
+            "alpha",
+            "lora_dropout",
+            "target_modules",
+            "torch_dtype",
+            "compute_dtype",
+            "quant_type",
+            "double_quant",
+            "train_data_config",
+            "eval_data_config",
+            "training_args",
+        } | _QUIET_PASS_KEYS
+        for extra in sorted(set(params) - known):
+            if extra == "save_quant_config":
+                continue
+            r.note(f"{key}.{extra}", "no azfinetune setting: not carried")
+        _data(spec, config, params, key, run_dir, spec_dir, r)
+
+    export = _onnx_export(config, engine, onnx, r)
+    if r.errors:
+        raise OliveConfigError(r.errors, file=source)
+    out: dict[str, Any] = {"name": name or _spec_name(config, model_ref, technique)}
+    out["task"] = spec.pop("task")
+    out["model"] = model_ref
+    for section in ("data", "method", "training"):
+        if section in spec:
+            out[section] = spec.pop(section)
+    if export is not None:
+        out["export"] = {"onnx": export}
+        r.origins["export.onnx"] = "passes"
+    return OliveImport(out, r.notes, dict(r.origins))
+
+
+def _data(
+    spec: dict[str, Any],
+    config: Mapping[str, Any],
+    params: Mapping[str, Any],
+    key: str,
+    run_dir: Path,
+    spec_dir: Path,
+    r: _Reader,
+) -> None:
+    configs = {
+        str(item.get("name")): (index, item)
+        for index, item in enumerate(config.get("data_configs") or [])
+        if isinstance(item, Mapping)
+    }
+    roles = {"train": params.get("train_data_config"), "validation": params.get("eval_data_config")}
+    found: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    for role, ref in roles.items():
+        if ref is None:
+            continue
+        if isinstance(ref, Mapping):
+            found[role] = (f"{key}.{role}_data_config", ref)
+        elif str(ref) in configs:
+            index, item = configs[str(ref)]
+            found[role] = (f"data_configs[{index}]", item)
+        else:
+            r.error(
+                f"{key}.{'train' if role == 'train' else 'eval'}_data_config", f"{ref!r} names no data config"
+            )
+    if "train" not in found:
+        if params.get("train_data_config") is None:
+            r.error(f"{key}.train_data_config", "the training pass names no training data")
+        return
+    texts: dict[str, tuple[str, dict[str, str]]] = {}
+    for role, (data_key, item) in found.items():
+        path = _data_file(role, item, data_key, run_dir, spec_dir, r)
+        if path is not None:
+            _put(spec, f"data.{role}", path, f"{data_key}.load_dataset_config.data_files", r)
+        pre_key = f"{data_key}.pre_process_data_config"
+        pre = _renamed(_params(item.get("pre_process_data_config") or {}), _LEGACY_PRE_KEYS)
+        kind = pre.get("type")
+        if kind not in (None, "text_generation_huggingface_pre_process"):
+            r.error(f"{pre_key}.type", f"{kind}: azfinetune reads text-generation data only")
+            continue
+        text = _text_spec(pre, pre_key, r)
+        if text is None:
+            continue
+        texts[role] = text
+        if role != "train":
+            continue
+        task, columns = text
+        _put(spec, "task", task, pre_key, r)
+        defaults = {"messages": "messages", "prompt": "prompt", "completion": "completion", "text": "text"}
+        if any(defaults[k] != v for k, v in columns.items()):
+            _put(spec, "data.columns", dict(columns), pre_key, r)
+        if task == "chat-completion" or "prompt" in columns:
+            _put(spec, "training.mask_prompt", False, f"{pre_key} (Olive's loss covers every token)", r)
+        length = _whole(pre.get("max_seq_len", OLIVE_DEFAULTS["max_seq_len"]), f"{pre_key}.max_seq_len", r)
+        _put(spec, "training.max_seq_length", length, f"{pre_key}.max_seq_len", r)
+        strategy = str(pre.get("strategy", OLIVE_DEFAULTS["strategy"]))
+        _put(spec, "training.packing", strategy.startswith("join"), f"{pre_key}.strategy", r)
+        if "random" in strategy or "sliding" in strategy:
+            r.note(
+                f"{pre_key}.strategy", f"{strategy}: the spec packs (join) or not (line-by-line), in order"
+            )
+        handled = {
+            "chat_template",
+            "message_col",
+            "text_template",
+            "text_cols",
+            "max_seq_len",
+            "strategy",
+            "model_name",
+            "task",
+            "trust_remote_code",
+        } | _QUIET_PRE_KEYS
+        for extra in sorted(set(pre) - handled):
+            r.note(f"{pre_key}.{extra}", "no azfinetune setting: not carried")
+    if "validation" in texts and "train" in texts and texts["validation"] != texts["train"]:
+        r.note(
+            found["validation"][0],
+            "read with other columns than the training data: the spec uses the training data's",
+        )
+
+
+# -- the AI Toolkit's project templates -------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"<[a-z][a-z0-9_]*>")
+_BLOCK = re.compile(
+    r"^[ \t]*#(?P<name>[a-z0-9_]+)_start[ \t]*\n(?P<body>.*?)^[ \t]*#(?P=name)_end[ \t]*(\n|$)", re.M | re.S
+)
+_COMMENTED = re.compile(r"^(?P<indent>[ \t]*)<!--[ \t]*(?P<line>.*?)[ \t]*-->[ \t]*$", re.M)
+
+
+def fill_ai_toolkit_template(template: str, settings: Any, *, values: Mapping[str, Any] | None = None) -> str:
+    """An AI Toolkit project's olive-config.json with its `<token>`s filled, as the toolkit fills them when it
+    creates the project: each token of `setup/project-settings.json` (groups of fields, each a replaceToken and
+    a defaultValue; `values` overrides them by token) goes in as text (strings, already inside the template's
+    quotes) or as JSON (numbers, booleans, arrays). The data-file block the toolkit fills itself becomes a local
+    file's: `"data_name": "<file extension>"` and the `<data_files>` key `data_files`. ValueError if a token
+    is left over."""
+    filled: dict[str, Any] = {}
+    for group in settings if isinstance(settings, list) else []:
+        for entry in group.get("fields", []) if isinstance(group, Mapping) else []:
+            if isinstance(entry, Mapping) and "replaceToken" in entry:
+                filled[str(entry["replaceToken"])] = entry.get("defaultValue")
+    filled.update(values or {})
+    data_file = filled.get("<data_configs_data_files>")
+    if isinstance(data_file, str):
+        filled.setdefault("<data_configs_data_files_extension>", PurePosixPath(data_file).suffix.lstrip("."))
+    filled.setdefault("<data_files>", "data_files")
+
+    def block(match: re.Match[str]) -> str:
+        return _COMMENTED.sub(lambda m: m["indent"] + m["line"], match["body"])
+
+    text = _BLOCK.sub(block, template)
+
+    def token(match: re.Match[str]) -> str:
+        name = match[0]
+        if name not in filled:
+            return name
+        value = filled[name]
+        start, end = match.span()
+        quoted = text[start - 1 : start] == '"' and text[end : end + 1] == '"'
+        if quoted and isinstance(value, str):
+            return value
+        return json.dumps(value)
+
+    left = sorted({name for name in _TOKEN.findall(text) if name not in filled})
+    if left:
+        raise ValueError(f"tokens with no value in the project settings: {', '.join(left)}")
+    return _TOKEN.sub(token, text)
