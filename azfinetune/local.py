@@ -413,15 +413,23 @@ def find_finished_run(path: Path, *, base_model: str | None = None) -> FinishedR
             raise LocalRunError(
                 f"{folder} is a LoRA adapter: say which base model it was trained on",
                 hint="pass --base-model "
-                + (f"hf:{recorded_base}" if recorded_base else "hf:<org>/<name> (or the base model's folder)"),
+                + (
+                    f"hf:{recorded_base}" if recorded_base else "hf:<org>/<name> (or the base model's folder)"
+                ),
             )
         return FinishedRun(
-            run_dir=folder, base_model=base_model or str(folder), adapter_dir=folder, validation=None, task=None
+            run_dir=folder,
+            base_model=base_model or str(folder),
+            adapter_dir=folder,
+            validation=None,
+            task=None,
         )
     if not (folder / "command.json").is_file():
         runs = sorted((p for p in folder.iterdir() if (p / "command.json").is_file()), key=lambda p: p.name)
         if not runs:
-            raise LocalRunError(f"{folder} holds no local run", hint="give a folder under outputs/<job-name>/")
+            raise LocalRunError(
+                f"{folder} holds no local run", hint="give a folder under outputs/<job-name>/"
+            )
         folder = runs[-1]
     try:
         recorded = json.loads((folder / "command.json").read_text(encoding="utf-8"))
@@ -460,7 +468,9 @@ def _adapter_base(folder: Path) -> str | None:
     except (OSError, ValueError):
         return None
     name = config.get("base_model_name_or_path") if isinstance(config, dict) else None
-    return name if isinstance(name, str) and name.count("/") == 1 and not name.startswith(("/", ".")) else None
+    return (
+        name if isinstance(name, str) and name.count("/") == 1 and not name.startswith(("/", ".")) else None
+    )
 
 
 def export_finished_run(
@@ -473,7 +483,11 @@ def export_finished_run(
             f"onnxruntime-genai exports causal language models; this run trained task {run.task}",
             hint="export runs of task chat-completion or text-completion",
         )
-    default = run.run_dir / "onnx" if run.adapter_dir != run.run_dir else run.run_dir.parent / f"{run.run_dir.name}-onnx"
+    default = (
+        run.run_dir / "onnx"
+        if run.adapter_dir != run.run_dir
+        else run.run_dir.parent / f"{run.run_dir.name}-onnx"
+    )
     folder = (output_dir or default).resolve()
     report = run_export_step(
         onnx,

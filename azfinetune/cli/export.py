@@ -1,7 +1,9 @@
-"""`azfinetune export SPEC --to olive [-o DIR]`: the spec as an Olive workflow, the AI Toolkit's format."""
+"""`azfinetune export SPEC --to olive [-o DIR]`: the spec as an Olive workflow, the AI Toolkit's format; and
+`azfinetune export RUN --onnx [-o DIR]`: a finished run's model for onnxruntime-genai, checked token for token."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,13 +20,38 @@ README_MARK = "<!-- written by azfinetune export --to olive -->"
 
 
 @click.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@click.argument("spec", metavar="SPEC_OR_RUN", type=click.Path())
 @click.option(
     "--to",
     "destination",
     type=click.Choice(["olive"]),
-    required=True,
     help="olive: an olive-ai workflow (olive-config.json) for `olive run`, as the AI Toolkit for VS Code runs.",
+)
+@click.option(
+    "--onnx",
+    is_flag=True,
+    help="Export a finished run (a local run folder, or a downloaded fine-tune output with --base-model) for "
+    "onnxruntime-genai, with the greedy-token parity check.",
+)
+@click.option(
+    "--precision", type=click.Choice(["int4", "int8", "fp16", "fp32"]), help="--onnx: default int4."
+)
+@click.option(
+    "--execution-provider", type=click.Choice(["cpu", "cuda", "dml", "webgpu"]), help="--onnx: default cpu."
+)
+@click.option(
+    "--adapters",
+    type=click.Choice(["merged", "separate"]),
+    help="--onnx: merged (default) bakes the adapter in; separate writes adapter.onnx_adapter beside the base.",
+)
+@click.option(
+    "--min-token-agreement", type=float, help="--onnx: fail below this greedy-token agreement (default 1.0)."
+)
+@click.option(
+    "--base-model", help="--onnx of a bare adapter folder: its base model (hf:<org>/<name> or a folder)."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="--onnx: print the ONNX folder and parity report as JSON."
 )
 @click.option(
     "--set",
@@ -44,17 +71,52 @@ README_MARK = "<!-- written by azfinetune export --to olive -->"
 def export(
     app: Application,
     spec: str,
-    destination: str,
+    destination: str | None,
+    onnx: bool,
+    precision: str | None,
+    execution_provider: str | None,
+    adapters: str | None,
+    min_token_agreement: float | None,
+    base_model: str | None,
+    as_json: bool,
     overrides: tuple[str, ...],
     output: str | None,
     force: bool,
 ) -> None:
-    """Export SPEC to another tool's format (offline).
+    """Export a spec to another tool's format (offline), or a finished run's model to ONNX Runtime.
 
     \b
-    --to olive writes DIR/olive-config.json (olive-ai 0.13), DIR/README.md, and prints the `olive run` line;
-    what the workflow cannot say is an error naming the spec key, what it leaves out is a warning.
+    --to olive: SPEC -> DIR/olive-config.json (olive-ai 0.13), DIR/README.md, and the `olive run` line; what the
+      workflow cannot say is an error naming the spec key, what it leaves out is a warning.
+    --onnx: RUN (outputs/<job>/<run-id>, or its job folder) -> DIR (default RUN/onnx): onnxruntime-genai's
+      model folder, adapter.onnx_adapter with --adapters separate, and parity.json. For an Azure ML job,
+      download its fine-tune output (az ml job download -n JOB --output-name adapter) and pass that folder
+      with --base-model.
     """
+    onnx_flags = {
+        "--precision": precision,
+        "--execution-provider": execution_provider,
+        "--adapters": adapters,
+        "--min-token-agreement": min_token_agreement,
+        "--base-model": base_model,
+        "--json": as_json or None,
+    }
+    if onnx == (destination is not None):
+        app.abort(
+            "say what to export to: --to olive (a spec) or --onnx (a finished run), one of them: "
+            f"azfinetune export {shlex.quote(spec)} --to olive, or azfinetune export RUN --onnx"
+        )
+    if onnx:
+        if overrides or force:
+            app.abort("--set and --force apply to --to olive, not to --onnx")
+        from azfinetune.cli._export_onnx import export_run_onnx, onnx_settings
+
+        settings = onnx_settings(precision, execution_provider, adapters, min_token_agreement)
+        export_run_onnx(app, spec, settings, output=output, base_model=base_model, as_json=as_json)
+        return
+    given = [flag for flag, value in onnx_flags.items() if value is not None]
+    if given:
+        app.abort(f"{given[0]} applies to --onnx, not to --to olive")
     from azfinetune.interop.olive import CONFIG_FILE, olive_run_command, spec_to_olive
     from azfinetune.spec import load_spec
 

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from azfinetune.errors import Issue
 from azfinetune.spec import FineTuneSpec, TargetModel, Task, Technique
+from azfinetune.targets._common import AZURE_CODE_KINDS
 from azfinetune.targets._entrypoint import entrypoint_value_sources
 from azfinetune.targets._export import ExportFormat, export_job
 from azfinetune.targets._provenance import ValueSource
@@ -93,6 +94,16 @@ class TargetBase(abc.ABC):
     techniques: ClassVar[frozenset[Technique]] = frozenset(Technique)
     runs_our_code: ClassVar[bool] = False
     service: ClassVar[str] = "azureml"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("kind")
+        if isinstance(kind, str):
+            # The job name's fingerprint leaves jobs/src out for these (targets._common.spec_fingerprint).
+            if cls.runs_our_code:
+                AZURE_CODE_KINDS.discard(kind)
+            else:
+                AZURE_CODE_KINDS.add(kind)
 
     def rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
         yield from common_rules(spec, today=self.today(), our_code=self.runs_our_code)
