@@ -972,6 +972,7 @@ def olive_to_spec(
     passes = config.get("passes") or {}
     training: list[tuple[str, dict[str, Any]]] = []
     onnx: dict[str, dict[str, Any]] = {}
+    refused = False
     for pass_name, raw in passes.items():
         for index, item in enumerate(raw if isinstance(raw, list) else [raw]):
             key = f"passes.{pass_name}" if not isinstance(raw, list) else f"passes.{pass_name}[{index}]"
@@ -981,11 +982,12 @@ def olive_to_spec(
                 training.append((key, params))
             elif kind in ("loha", "lokr", "loftq"):
                 r.error(f"{key}.type", f"{params['type']} has no method.technique (lora, qlora, dora)")
+                refused = True
             elif kind in _ONNX_PASSES:
                 onnx[key.removeprefix("passes.")] = params
             else:
                 r.note(f"{key}.type", f"{params.get('type')}: no azfinetune equivalent, not carried")
-    if not training:
+    if not training and not refused:
         r.error("passes", "no LoRA, QLoRA or DoRA pass: nothing to fine-tune")
     elif len(training) > 1:
         r.error(training[1][0], "a second training pass: a spec trains once")
