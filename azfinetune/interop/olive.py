@@ -50,8 +50,11 @@ __all__ = [
 
 #: The olive-ai release whose config format this module writes and reads (the `olive` extra pins it).
 OLIVE_VERSION = "0.13.0"
-#: Olive's telemetry off, in every `olive` command azfinetune runs or prints.
-OLIVE_TELEMETRY_ENV = {"OLIVE_DISABLE_TELEMETRY": "1"}
+#: Olive's telemetry off, in every `olive` command azfinetune runs or prints. olive-ai 0.13.0 logs its heartbeat
+#: event before it reads OLIVE_DISABLE_TELEMETRY (olive/telemetry/telemetry.py, Telemetry.__init__), so the variable
+#: alone still lets one heartbeat out; its check for a CI environment (CI=1) comes first and stops that too.
+#: Nothing else in olive reads CI (tests/interop/test_olive_run.py checks both, with the exporter stubbed).
+OLIVE_TELEMETRY_ENV = {"OLIVE_DISABLE_TELEMETRY": "1", "CI": "1"}
 #: The file `azfinetune export --to olive` writes, and the folder names inside the workflow's run folder.
 CONFIG_FILE = "olive-config.json"
 OUTPUT_DIR = "output"
