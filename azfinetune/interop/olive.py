@@ -55,6 +55,9 @@ OLIVE_VERSION = "0.13.0"
 #: alone still lets one heartbeat out; its check for a CI environment (CI=1) comes first and stops that too.
 #: Nothing else in olive reads CI (tests/interop/test_olive_run.py checks both, with the exporter stubbed).
 OLIVE_TELEMETRY_ENV = {"OLIVE_DISABLE_TELEMETRY": "1", "CI": "1"}
+#: The onnxruntime-genai of azfinetune's `onnx` extra, which olive-ai 0.13.0's ModelBuilder pass cannot drive
+#: (tests/interop/test_olive_run.py shows it).
+GENAI_VERSION = "0.18.0"
 #: The file `azfinetune export --to olive` writes, and the folder names inside the workflow's run folder.
 CONFIG_FILE = "olive-config.json"
 OUTPUT_DIR = "output"
@@ -432,6 +435,12 @@ def _onnx_passes(spec: FineTuneSpec, c: _Collector) -> tuple[dict[str, Any], dic
     c.note(
         "export.onnx.min_token_agreement",
         "Olive's workflow does not compare the ONNX model's tokens with PyTorch's",
+    )
+    c.note(
+        "export.onnx",
+        f"olive-ai {OLIVE_VERSION}'s ModelBuilder pass imports onnxruntime_genai.models.quantized_model, which "
+        f"onnxruntime-genai {GENAI_VERSION} (azfinetune's onnx extra) no longer has: run the workflow with an "
+        "older onnxruntime-genai, or drop the builder passes and export the adapter with azfinetune",
     )
     return systems, passes
 

@@ -74,10 +74,12 @@ def workflow(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
-def _olive(run_dir: Path, *args: str, timeout: int) -> subprocess.CompletedProcess[str]:
-    line = olive_run_command("olive-config.json")
-    assert line.startswith("OLIVE_DISABLE_TELEMETRY=1 CI=1 olive run --config olive-config.json")
-    command = [str(OLIVE), "run", "--config", "olive-config.json", "--disable_telemetry", *args]
+def _olive(
+    run_dir: Path, *args: str, timeout: int, config: str = "olive-config.json"
+) -> subprocess.CompletedProcess[str]:
+    line = olive_run_command(config)
+    assert line.startswith(f"OLIVE_DISABLE_TELEMETRY=1 CI=1 olive run --config {config}")
+    command = [str(OLIVE), "run", "--config", config, "--disable_telemetry", *args]
     return subprocess.run(
         command, cwd=run_dir, capture_output=True, text=True, env=_env(**OLIVE_TELEMETRY_ENV), timeout=timeout
     )
@@ -104,3 +106,30 @@ def test_olive_trains_the_exported_lora_workflow_on_cpu(workflow: Path) -> None:
     # the tiny Phi-3's modules, from its catalog twin (config.json model_type phi3)
     assert sorted(adapter["target_modules"]) == ["down_proj", "gate_up_proj", "o_proj", "qkv_proj"]
     assert (workflow / "output" / "adapter" / "adapter_model.safetensors").stat().st_size > 0
+
+
+@pytest.mark.training
+def test_olives_model_builder_pass_cannot_drive_the_pinned_onnxruntime_genai(workflow: Path) -> None:
+    """Why export warns on export.onnx: olive-ai 0.13.0's ModelBuilder imports a module onnxruntime-genai 0.18.0
+    moved. When this starts to pass, the warning (GENAI_VERSION in azfinetune/interop/olive.py) can go."""
+    genai = pytest.importorskip("onnxruntime_genai")
+    from azfinetune.interop.olive import GENAI_VERSION
+
+    if genai.__version__ != GENAI_VERSION:
+        pytest.skip(f"onnxruntime-genai {genai.__version__}, not the onnx extra's {GENAI_VERSION}")
+    config = json.loads((workflow / "olive-config.json").read_text())
+    config["workflow_id"] = "tiny-olive-onnx"
+    config["passes"]["lora"]["training_args"]["max_steps"] = 1
+    config["passes"]["builder"] = {"type": "ModelBuilder", "precision": "fp32"}
+    config["systems"] = {
+        "local_system": {
+            "type": "LocalSystem",
+            "accelerators": [{"device": "cpu", "execution_providers": ["CPUExecutionProvider"]}],
+        }
+    }
+    config.update({"host": "local_system", "target": "local_system", "output_dir": "output-onnx"})
+    config["passes"]["lora"]["training_args"]["output_dir"] = "checkpoints-onnx"
+    (workflow / "onnx-config.json").write_text(json.dumps(config))
+    result = _olive(workflow, timeout=900, config="onnx-config.json")
+    assert result.returncode != 0
+    assert "No module named 'onnxruntime_genai.models.quantized_model'" in result.stdout + result.stderr
