@@ -179,8 +179,9 @@ def _readme(spec: str, name: str, result: OliveExport) -> str:
         olive_run_command(CONFIG_FILE),
         "```",
         "",
-        "`OLIVE_DISABLE_TELEMETRY=1` and `--disable_telemetry` turn Olive's usage telemetry off. The adapter "
-        "(and any ONNX model) lands in `output/`, checkpoints in `checkpoints/`.",
+        "`OLIVE_DISABLE_TELEMETRY=1` and `--disable_telemetry` turn Olive's usage telemetry off; `CI=1` as well, "
+        "because olive-ai 0.13.0 sends its start-up heartbeat before it reads OLIVE_DISABLE_TELEMETRY (its CI "
+        "check comes first). The adapter (and any ONNX model) lands in `output/`, checkpoints in `checkpoints/`.",
         "",
         "Back to a spec: `azfinetune import olive-config.json -o spec.yaml`.",
     ]

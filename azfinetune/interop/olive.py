@@ -50,8 +50,14 @@ __all__ = [
 
 #: The olive-ai release whose config format this module writes and reads (the `olive` extra pins it).
 OLIVE_VERSION = "0.13.0"
-#: Olive's telemetry off, in every `olive` command azfinetune runs or prints.
-OLIVE_TELEMETRY_ENV = {"OLIVE_DISABLE_TELEMETRY": "1"}
+#: Olive's telemetry off, in every `olive` command azfinetune runs or prints. olive-ai 0.13.0 logs its heartbeat
+#: event before it reads OLIVE_DISABLE_TELEMETRY (olive/telemetry/telemetry.py, Telemetry.__init__), so the variable
+#: alone still lets one heartbeat out; its check for a CI environment (CI=1) comes first and stops that too.
+#: Nothing else in olive reads CI (tests/interop/test_olive_run.py checks both, with the exporter stubbed).
+OLIVE_TELEMETRY_ENV = {"OLIVE_DISABLE_TELEMETRY": "1", "CI": "1"}
+#: The onnxruntime-genai of azfinetune's `onnx` extra, which olive-ai 0.13.0's ModelBuilder pass cannot drive
+#: (tests/interop/test_olive_run.py shows it).
+GENAI_VERSION = "0.18.0"
 #: The file `azfinetune export --to olive` writes, and the folder names inside the workflow's run folder.
 CONFIG_FILE = "olive-config.json"
 OUTPUT_DIR = "output"
@@ -429,6 +435,12 @@ def _onnx_passes(spec: FineTuneSpec, c: _Collector) -> tuple[dict[str, Any], dic
     c.note(
         "export.onnx.min_token_agreement",
         "Olive's workflow does not compare the ONNX model's tokens with PyTorch's",
+    )
+    c.note(
+        "export.onnx",
+        f"olive-ai {OLIVE_VERSION}'s ModelBuilder pass imports onnxruntime_genai.models.quantized_model, which "
+        f"onnxruntime-genai {GENAI_VERSION} (azfinetune's onnx extra) no longer has: run the workflow with an "
+        "older onnxruntime-genai, or drop the builder passes and export the adapter with azfinetune",
     )
     return systems, passes
 
@@ -972,6 +984,7 @@ def olive_to_spec(
     passes = config.get("passes") or {}
     training: list[tuple[str, dict[str, Any]]] = []
     onnx: dict[str, dict[str, Any]] = {}
+    refused = False
     for pass_name, raw in passes.items():
         for index, item in enumerate(raw if isinstance(raw, list) else [raw]):
             key = f"passes.{pass_name}" if not isinstance(raw, list) else f"passes.{pass_name}[{index}]"
@@ -981,11 +994,12 @@ def olive_to_spec(
                 training.append((key, params))
             elif kind in ("loha", "lokr", "loftq"):
                 r.error(f"{key}.type", f"{params['type']} has no method.technique (lora, qlora, dora)")
+                refused = True
             elif kind in _ONNX_PASSES:
                 onnx[key.removeprefix("passes.")] = params
             else:
                 r.note(f"{key}.type", f"{params.get('type')}: no azfinetune equivalent, not carried")
-    if not training:
+    if not training and not refused:
         r.error("passes", "no LoRA, QLoRA or DoRA pass: nothing to fine-tune")
     elif len(training) > 1:
         r.error(training[1][0], "a second training pass: a spec trains once")

@@ -17,7 +17,10 @@ DATA = Path(__file__).parent / "data"
 
 @pytest.fixture(autouse=True)
 def _olive_telemetry_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OLIVE_DISABLE_TELEMETRY", "1")
+    from azfinetune.interop import OLIVE_TELEMETRY_ENV
+
+    for key, value in OLIVE_TELEMETRY_ENV.items():
+        monkeypatch.setenv(key, value)
 
 
 def olive_check(config: dict[str, Any]) -> Any:

@@ -239,10 +239,10 @@ def test_export_command_writes_the_workflow_readme_and_prints_the_run_line(cli: 
     config = json.loads((out / "olive-config.json").read_text())
     olive_check(config)
     assert result.out.strip() == (
-        f"cd {out} && OLIVE_DISABLE_TELEMETRY=1 olive run --config olive-config.json --disable_telemetry"
+        f"cd {out} && OLIVE_DISABLE_TELEMETRY=1 CI=1 olive run --config olive-config.json --disable_telemetry"
     )
     readme = (out / "README.md").read_text()
-    assert "OLIVE_DISABLE_TELEMETRY=1 olive run --config olive-config.json" in readme
+    assert "OLIVE_DISABLE_TELEMETRY=1 CI=1 olive run --config olive-config.json" in readme
     assert "olive-ai==0.13.0" in readme and "`register`" in readme
     assert "warning:" in result.err and "register" in result.err
     # A second export into the same folder is fine (it is ours) ...
