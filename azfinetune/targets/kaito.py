@@ -30,6 +30,12 @@ from azfinetune.errors import BuildError, Issue
 from azfinetune.spec import FineTuneSpec, KaitoTarget, Task, Technique
 from azfinetune.targets._common import file_sha256
 from azfinetune.targets._export import ExportFormat
+from azfinetune.targets._kaito_admission import (
+    KaitoProblem,
+    validate_config_map,
+    validate_manifests,
+    validate_workspace,
+)
 from azfinetune.targets._protocol import TargetBase
 from azfinetune.targets._rules import catalog_model, is_user_set
 
@@ -40,13 +46,18 @@ __all__ = [
     "MANAGED_BY",
     "TARGET",
     "KaitoJob",
+    "KaitoProblem",
     "build_kaito_job",
     "kaito_preset",
     "kaito_spec_hash",
     "lora_target_modules",
     "resource_name",
+    "spec_from_workspace",
     "training_config",
     "url_problem",
+    "validate_config_map",
+    "validate_manifests",
+    "validate_workspace",
 ]
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -361,6 +372,111 @@ def build_kaito_job(spec: FineTuneSpec) -> KaitoJob:
         workspace=workspace,
         disk=preset.disk,
     )
+
+
+# -- a Kaito Workspace as a spec ---------------------------------------------------------------------------------
+
+
+def _claim(source: Any) -> str | None:
+    volume = source.get("volumeSource") if isinstance(source, dict) else None
+    claim = (volume or {}).get("persistentVolumeClaim") if isinstance(volume, dict) else None
+    name = (claim or {}).get("claimName") if isinstance(claim, dict) else None
+    return str(name) if name else None
+
+
+def spec_from_workspace(
+    workspace: dict[str, Any], config_map: dict[str, Any] | None = None, *, data_file: str = "train.jsonl"
+) -> dict[str, Any]:
+    """A spec document (target.kind kaito) that says what a Kaito tuning Workspace (and its ConfigMap) says, for
+    `load_spec`'s checks: what azfinetune cannot express or Kaito would refuse is then refused with the key.
+    `data_file`: the local copy of the data for a volume or image input (the spec's data.train)."""
+    tuning = workspace.get("tuning") or {}
+    resource = workspace.get("resource") or {}
+    metadata = workspace.get("metadata") or {}
+    preset_name = str((tuning.get("preset") or {}).get("name", ""))
+    preset = kaito_catalog().preset(preset_name.lower())
+    model = (preset.model or f"hf:{preset.hf_id}") if preset is not None else preset_name
+    name = re.sub(r"[^a-z0-9_-]+", "-", str(metadata.get("name") or "kaito-workspace").lower()).strip("-_")
+    target: dict[str, Any] = {"kind": "kaito"}
+    if metadata.get("namespace"):
+        target["namespace"] = metadata["namespace"]
+    if resource.get("instanceType"):
+        target["instance_type"] = resource["instanceType"]
+    labels = (resource.get("labelSelector") or {}).get("matchLabels")
+    if labels:
+        target["label_selector"] = dict(labels)
+    if resource.get("count") not in (None, 1):
+        target["nodes"] = resource["count"]  # not a kaito field: refused with the kinds that take it
+    source = tuning.get("input") or {}
+    urls = list(source.get("urls") or [])
+    train = urls[0] if urls else data_file
+    if len(urls) > 1:
+        target["input"] = {"urls": urls}
+    elif _claim(source):
+        target["input"] = {"pvc": _claim(source)}
+    elif source.get("image"):
+        target["input"] = {"image": source["image"]}
+        if source.get("imagePullSecrets"):
+            target["input"]["image_pull_secrets"] = list(source["imagePullSecrets"])
+    output = tuning.get("output") or {}
+    if _claim(output):
+        target["output"] = {"pvc": _claim(output)}
+    else:
+        target["output"] = {"image": output.get("image"), "image_push_secret": output.get("imagePushSecret")}
+        target["output"] = {k: v for k, v in target["output"].items() if v}
+    if preset is None and preset_name:
+        target["preset"] = preset_name
+    document: dict[str, Any] = {
+        "name": name[:64] or "kaito-workspace",
+        "task": "chat-completion",
+        "model": model,
+        "data": {"train": train},
+        "method": {"technique": str(tuning.get("method") or "")},
+        "training": {"mask_prompt": False},  # Kaito trains on the whole conversation
+        "target": target,
+    }
+    if config_map is not None:
+        _from_config_map(document, config_map)
+    return document
+
+
+def _from_config_map(document: dict[str, Any], config_map: dict[str, Any]) -> None:
+    text = (config_map.get("data") or {}).get("training_config.yaml") or ""
+    config = (yaml.safe_load(text) or {}).get("training_config") or {}
+    lora = config.get("LoraConfig") or {}
+    mapped = {"r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "target_modules": "target_modules"}
+    if lora:
+        document["method"]["lora"] = {ours: lora[theirs] for theirs, ours in mapped.items() if theirs in lora}
+    quant = config.get("QuantizationConfig") or {}
+    if quant.get("load_in_4bit") or quant.get("load_in_8bit"):
+        document["method"]["quantization"] = {
+            "bits": 8 if quant.get("load_in_8bit") else 4,
+            **({"type": quant["bnb_4bit_quant_type"]} if "bnb_4bit_quant_type" in quant else {}),
+            **(
+                {"double_quant": quant["bnb_4bit_use_double_quant"]}
+                if "bnb_4bit_use_double_quant" in quant
+                else {}
+            ),
+        }
+    arguments = config.get("TrainingArguments") or {}
+    for theirs, ours in (
+        ("num_train_epochs", "epochs"),
+        ("per_device_train_batch_size", "per_device_batch_size"),
+        ("gradient_accumulation_steps", "gradient_accumulation_steps"),
+        ("learning_rate", "learning_rate"),
+        ("max_steps", "max_steps"),
+        ("seed", "seed"),
+    ):
+        if theirs in arguments:
+            document["training"][ours] = arguments[theirs]
+    dtype = (config.get("ModelConfig") or {}).get("torch_dtype")
+    precision = {v: k for k, v in _TORCH_DTYPES.items()}.get(str(dtype))
+    if precision:
+        document["training"]["precision"] = precision
+    dataset = config.get("DatasetConfig") or {}
+    if dataset.get("train_test_split") not in (None, 1):
+        # Kaito would hold part of the data out; azfinetune says so with data.validation, which kaito refuses.
+        document["data"]["validation"] = document["data"]["train"]
 
 
 # -- the rules ---------------------------------------------------------------------------------------------------
