@@ -768,9 +768,9 @@ def _spec_rules(spec: FineTuneSpec) -> Iterator[Issue]:
     if not target.instance_type:
         yield Issue(
             "target.instance_type",
-            "Kaito needs the node's VM size when it provisions the GPU node (its default); plan cannot size the job",
-            hint="set target.instance_type, e.g. Standard_NC24ads_A100_v4 (leave it out only for BYO nodes)",
-            severity="warning",
+            "Kaito provisions the GPU node (node auto-provisioning, its default) and refuses a Workspace without "
+            "the node's VM size",
+            hint="set target.instance_type, e.g. Standard_NC24ads_A100_v4 (azfinetune plan sizes the job for it)",
         )
 
 

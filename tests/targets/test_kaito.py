@@ -631,14 +631,14 @@ def test_an_azureml_asset_is_refused(write_spec: Any) -> None:
     assert "Azure ML data asset" in issue_at(refused(path), "data.train").message
 
 
-def test_warnings_for_default_mask_prompt_and_missing_instance_type(write_spec: Any) -> None:
+def test_the_default_mask_prompt_is_a_warning_and_the_instance_type_is_needed(write_spec: Any) -> None:
     path = write_spec(
         "name: k1\nmodel: phi-4-mini-instruct\ndata: {train: 'https://e.com/d.jsonl'}\ntarget: {kind: kaito, output: {pvc: o}}\n"
     )
     report = check_spec(path, data=False)
-    assert report.errors == []
-    assert {w.path for w in report.warnings} >= {"training.mask_prompt", "target.instance_type"}
-    assert "instanceType" not in build_job(report.spec).workspace["resource"]
+    assert [i.path for i in report.errors] == ["target.instance_type"]
+    assert "auto-provisioning" in report.errors[0].message
+    assert [w.path for w in report.warnings] == ["training.mask_prompt"]
 
 
 def test_qlora_and_text_completion(write_spec: Any) -> None:
