@@ -8,6 +8,7 @@ applying or submitting the same spec twice makes one Workspace. `export` writes 
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import re
@@ -40,6 +41,7 @@ from azfinetune.targets._protocol import TargetBase
 from azfinetune.targets._rules import catalog_model, is_user_set
 
 __all__ = [
+    "ANNOTATION_RUN",
     "ANNOTATION_SPEC_HASH",
     "LABEL_MANAGED_BY",
     "LABEL_SPEC_NAME",
@@ -65,6 +67,7 @@ MANAGED_BY = "azfinetune"
 LABEL_SPEC_NAME = "azfinetune/spec-name"
 ANNOTATION_SPEC_HASH = "azfinetune/spec-hash"
 ANNOTATION_VERSION = "azfinetune/version"
+ANNOTATION_RUN = "azfinetune/run"
 _HASH_HEX = 12
 _NAME_STEM = 40  # stem + '-' + 12 hex <= 53: the Job's pod names and the container name stay within 63
 
@@ -322,8 +325,9 @@ def _dump(document: dict[str, Any]) -> str:
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
 
 
-def build_kaito_job(spec: FineTuneSpec) -> KaitoJob:
-    """The KaitoJob of a kaito spec whose rules found no error. Pure: reads the data files' hashes only."""
+def build_kaito_job(spec: FineTuneSpec, *, run_suffix: str | None = None) -> KaitoJob:
+    """The KaitoJob of a kaito spec whose rules found no error. Pure: reads the data files' hashes only.
+    `run_suffix` (submit --new-run) makes another Workspace from the same spec: its name's hash covers it."""
     from azfinetune._version import __version__
 
     target = spec.target
@@ -333,9 +337,12 @@ def build_kaito_job(spec: FineTuneSpec) -> KaitoJob:
     if preset is None:
         raise BuildError(f"no Kaito preset for {spec.model} (the rules should have refused it)", path="model")
     spec_hash = kaito_spec_hash(spec)
-    name = resource_name(spec, spec_hash)
+    run_hash = hashlib.sha256(f"{spec_hash}\0{run_suffix}".encode()).hexdigest() if run_suffix else spec_hash
+    name = resource_name(spec, run_hash)
     labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_SPEC_NAME: spec.name, **dict(spec.tags)}
     annotations = {ANNOTATION_SPEC_HASH: spec_hash, ANNOTATION_VERSION: __version__}
+    if run_suffix:
+        annotations[ANNOTATION_RUN] = run_suffix
     metadata = {"name": name, "namespace": target.namespace, "labels": labels, "annotations": annotations}
     config_text = yaml.safe_dump(training_config(spec), sort_keys=False, width=110)
     config_map = {
