@@ -78,10 +78,13 @@ def kaito_status(workspace: Mapping[str, Any] | None) -> str:
 
 
 def _failure_message(workspace: Mapping[str, Any]) -> str | None:
-    for condition in (workspace.get("status") or {}).get("conditions") or []:
-        if condition.get("status") == "False" and "Failed" in str(condition.get("reason", "")):
-            return str(condition.get("message") or condition.get("reason"))
-    return None
+    """The most telling message of the conditions that say the tuning failed."""
+    messages = [
+        str(condition.get("message") or condition.get("reason"))
+        for condition in (workspace.get("status") or {}).get("conditions") or []
+        if condition.get("status") == "False" and "fail" in str(condition.get("reason", "")).lower()
+    ]
+    return max(messages, key=len) if messages else None
 
 
 def _parse_time(text: Any) -> datetime | None:
@@ -254,6 +257,13 @@ class KaitoClient:
                 status_code=status,
                 job_name=name,
             )
+        if status == 404 and 'namespaces "' in message:
+            namespace = message.split('"')[1]
+            return NotFoundError(
+                f"{what}: there is no namespace {namespace} on the cluster",
+                hint=f"kubectl create namespace {namespace}, or set target.namespace / --namespace",
+                status_code=status,
+            )
         if status == 404:
             return NotFoundError(
                 f"{what}: {message}",
@@ -289,12 +299,8 @@ class KaitoClient:
                 name=name,
             )
         except NotFoundError as error:
-            if 'namespaces "' in error.message:
-                raise NotFoundError(
-                    f"there is no namespace {namespace} on the cluster",
-                    hint=f"kubectl create namespace {namespace}, or set target.namespace / --namespace",
-                    status_code=404,
-                ) from None
+            if "no namespace" in error.message:
+                raise
             return None
         return found
 
@@ -389,7 +395,7 @@ class KaitoClient:
                 name=job.name,
             )
         except NotFoundError as error:
-            if "namespaces" in str(error):
+            if "no namespace" in error.message:
                 raise
             return None
         import json
