@@ -554,7 +554,7 @@ class KaitoTarget(TargetModel):
     ] = None
     label_selector: Annotated[
         dict[str, str] | None,
-        Field(description="matchLabels of the GPU nodes (default app: <spec name>)."),
+        Field(description="matchLabels of the GPU nodes (default app: <the Workspace's name>)."),
     ] = None
     input: Annotated[
         KaitoInput | None,

@@ -684,3 +684,36 @@ def test_a_long_spec_name_gives_a_dns_label(write_spec: Any) -> None:
 def test_the_target_is_registered() -> None:
     target = get_target("kaito")
     assert target.service == "kaito" and not target.runs_our_code
+
+
+# -- plan --------------------------------------------------------------------------------------------------------
+
+
+def test_plan_memory_per_gpu_and_the_presets_disk() -> None:
+    from azfinetune.planner import plan
+
+    result = plan(load_spec(EXAMPLES / "phi3-mini-kaito.yaml"))
+    assert result.sku == "Standard_NC24ads_A100_v4" and result.fits and result.technique == "qlora"
+    assert result.disk == "80Gi" and "phi-3-mini-4k-instruct" in (result.disk_note or "")
+    assert {(a.technique, a.zero, a.nodes) for a in result.alternatives} <= {
+        ("lora", "off", 1),
+        ("qlora", "off", 1),
+    }
+    assert result.to_dict()["disk"] == "80Gi"
+    lora = plan(load_spec(EXAMPLES / "phi4-mini-kaito.yaml"))
+    assert lora.technique == "lora" and lora.disk == "70Gi" and lora.total > 0
+
+
+def test_a_job_that_cannot_fit_the_node_is_refused(write_spec: Any) -> None:
+    path = spec_file(write_spec, model="phi-4", target="instance_type: Standard_NC6s_v3")
+    issue = issue_at(refused(path), "target.instance_type")
+    assert "cannot fit" in issue.message
+
+
+def test_the_plan_command_prints_the_disk(capsys: pytest.CaptureFixture[str]) -> None:
+    from azfinetune.cli import cli
+    from azfinetune.cli._app import run_with_boundary
+
+    code = run_with_boundary(cli, ["plan", str(EXAMPLES / "phi4-mini-kaito.yaml"), "--json"])
+    out = capsys.readouterr().out
+    assert code == 0 and json.loads(out)["disk"] == "70Gi"
