@@ -16,13 +16,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
 from azfinetune.catalog import find_model, kaito_catalog, kaito_workspace_schema
 
-__all__ = ["KaitoProblem", "validate_config_map", "validate_manifests", "validate_workspace"]
+__all__ = ["KaitoProblem", "url_problem", "validate_config_map", "validate_manifests", "validate_workspace"]
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _IMAGE = re.compile(
@@ -30,6 +30,23 @@ _IMAGE = re.compile(
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?"
 )
 _SERVED = ("kaito.sh/v1beta1", "kaito.sh/v1alpha1")
+#: Query parameters that make a URL a credential (Azure SAS, S3/GCS presigned URLs, tokens).
+_SECRET_QUERY_KEYS = frozenset(
+    {
+        "sig",
+        "signature",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-goog-signature",
+        "x-goog-credential",
+        "token",
+        "access_token",
+        "api_key",
+        "apikey",
+        "key",
+        "code",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +120,39 @@ def _schema_problems(document: Mapping[str, Any], where: str, version: str) -> l
             continue
         problems.append(KaitoProblem(where, path, f"CRD schema: {error.message}"))
     return problems
+
+
+def url_problem(url: str) -> str | None:
+    """Why Kaito (or azfinetune) refuses a data URL, else None: public https, no credentials or signatures, no
+    loopback, private, link-local or metadata host. The URL is never echoed (it may carry a secret)."""
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return "is not a URL"
+    if parts.username or parts.password or "@" in parts.netloc:
+        return "carries credentials (user:password@); the value was not printed"
+    for key, _ in parse_qsl(parts.query, keep_blank_values=True):
+        if key.lower() in _SECRET_QUERY_KEYS or key.lower().startswith("x-amz-security"):
+            return (
+                f"carries a signature or token ({key}=...): it would be stored in the Workspace for anyone who "
+                "can read it; the value was not printed"
+            )
+    if parts.scheme.lower() != "https":
+        return "is not https:// (Kaito downloads public files; plain http is refused here)"
+    if not host:
+        return "has no host"
+    if host == "localhost" or host.endswith(".localhost") or host in kaito_catalog().metadata_hosts:
+        return f"targets a local or metadata endpoint ({host})"
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0].strip("[]"))
+    except ValueError:
+        return None
+    if address.is_loopback or address.is_private or address.is_link_local or address.is_multicast:
+        return f"targets a loopback, private or link-local address ({host})"
+    if address.is_unspecified or address.is_reserved:
+        return f"targets a reserved address ({host})"
+    return None
 
 
 def _url_problem(url: str) -> str | None:
@@ -247,8 +297,6 @@ def _tuning_problems(
             if problem:
                 problems.append(KaitoProblem(where, f"tuning.input.urls[{index}]", problem))
             else:
-                from azfinetune.targets.kaito import url_problem  # the stricter rule of specs
-
                 ours = url_problem(str(url))
                 if ours:
                     problems.append(KaitoProblem(where, f"tuning.input.urls[{index}]", ours, "warning"))

@@ -9,14 +9,13 @@ applying or submitting the same spec twice makes one Workspace. `export` writes 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -33,6 +32,7 @@ from azfinetune.targets._common import file_sha256
 from azfinetune.targets._export import ExportFormat
 from azfinetune.targets._kaito_admission import (
     KaitoProblem,
+    url_problem,
     validate_config_map,
     validate_manifests,
     validate_workspace,
@@ -91,23 +91,6 @@ _TRAINING_KEYS = frozenset(
     }
 )
 _TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
-#: Query parameters that make a URL a credential (Azure SAS, S3/GCS presigned URLs, tokens).
-_SECRET_QUERY_KEYS = frozenset(
-    {
-        "sig",
-        "signature",
-        "x-amz-signature",
-        "x-amz-credential",
-        "x-goog-signature",
-        "x-goog-credential",
-        "token",
-        "access_token",
-        "api_key",
-        "apikey",
-        "key",
-        "code",
-    }
-)
 
 
 # -- what the spec maps to -------------------------------------------------------------------------------------
@@ -487,39 +470,6 @@ def _from_config_map(document: dict[str, Any], config_map: dict[str, Any]) -> No
 
 
 # -- the rules ---------------------------------------------------------------------------------------------------
-
-
-def url_problem(url: str) -> str | None:
-    """Why Kaito (or azfinetune) refuses a data URL, else None: public https, no credentials or signatures, no
-    loopback, private, link-local or metadata host. The URL is never echoed (it may carry a secret)."""
-    try:
-        parts = urlsplit(url.strip())
-        host = (parts.hostname or "").lower()
-    except ValueError:
-        return "is not a URL"
-    if parts.username or parts.password or "@" in parts.netloc:
-        return "carries credentials (user:password@); the value was not printed"
-    for key, _ in parse_qsl(parts.query, keep_blank_values=True):
-        if key.lower() in _SECRET_QUERY_KEYS or key.lower().startswith("x-amz-security"):
-            return (
-                f"carries a signature or token ({key}=...): it would be stored in the Workspace for anyone who "
-                "can read it; the value was not printed"
-            )
-    if parts.scheme.lower() != "https":
-        return "is not https:// (Kaito downloads public files; plain http is refused here)"
-    if not host:
-        return "has no host"
-    if host == "localhost" or host.endswith(".localhost") or host in kaito_catalog().metadata_hosts:
-        return f"targets a local or metadata endpoint ({host})"
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0].strip("[]"))
-    except ValueError:
-        return None
-    if address.is_loopback or address.is_private or address.is_link_local or address.is_multicast:
-        return f"targets a loopback, private or link-local address ({host})"
-    if address.is_unspecified or address.is_reserved:
-        return f"targets a reserved address ({host})"
-    return None
 
 
 def _preset_rules(spec: FineTuneSpec) -> Iterator[Issue]:
