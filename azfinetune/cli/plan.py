@@ -220,6 +220,8 @@ def render_plan(app: Application, result: Plan) -> None:
     else:
         free = ""
     out.print(f"[{style}]{label}[/{style}]{free}")
+    if result.disk is not None:
+        out.print(f"node disk: {escape(result.disk)} ({escape(result.disk_note or '')})")
     ram = f" of {_gib(result.cpu_ram_capacity)} GiB" if result.cpu_ram_capacity is not None else ""
     cpu_parts = ", ".join(f"{escape(i.name)} {_gib(i.bytes)}" for i in result.cpu_items)
     out.print(f"host RAM per node: {_gib(result.cpu_ram_needed)} GiB{ram} ({cpu_parts})")

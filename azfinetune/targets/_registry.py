@@ -12,6 +12,7 @@ from azfinetune.targets import (
     command,
     finetuning_job,
     foundry,
+    kaito,
     local,
     pipeline,
     registry_pipeline,
@@ -31,6 +32,7 @@ TARGETS: dict[str, Target] = {
     "serverless": serverless.TARGET,
     "finetuning-job": finetuning_job.TARGET,
     "foundry": foundry.TARGET,
+    "kaito": kaito.TARGET,
 }
 assert list(TARGETS) == list(TARGET_MODELS), "every target kind of the spec has a target, and no other"
 

@@ -47,6 +47,14 @@ MODELS = (
     "Ministral-3B",
     "gpt-4.1-mini",
 )
+KAITO_MODELS = (
+    "phi-3-mini-4k-instruct",
+    "hf:microsoft/Phi-3-mini-128k-instruct",
+    "phi-3.5-mini-instruct",
+    "phi-4-mini-instruct",
+    "phi-4",
+    "hf:mistralai/Mistral-7B-v0.3",
+)
 FOUNDRY_MODELS = ("Ministral-3B", "Qwen-32B", "Llama-3.3-70B-Instruct", "gpt-oss-20b", "gpt-4.1-mini")
 SKUS = (
     "Standard_NC24ads_A100_v4",
@@ -127,9 +135,14 @@ COMPATIBLE: dict[str, dict[str, tuple[Any, ...]]] = {
         "technique": ("lora",),
     },
     "foundry": {"task": ("chat-completion",), "model": FOUNDRY_MODELS, "technique": ("lora",)},
+    "kaito": {
+        "task": ("chat-completion", "text-completion"),
+        "model": KAITO_MODELS,
+        "technique": ("lora", "qlora"),
+    },
 }
 # What Azure's own training code (registry pipelines, fine-tuning jobs) cannot be given.
-AZURE_CODE = ("registry-pipeline", "serverless", "finetuning-job", "foundry")
+AZURE_CODE = ("registry-pipeline", "serverless", "finetuning-job", "foundry", "kaito")
 
 
 @st.composite
@@ -145,7 +158,8 @@ def spec_documents(draw: Any) -> dict[str, Any]:
         "model": draw(st.sampled_from(fit.get("model") or MODELS)),
         "data": {"train": f"{task}.jsonl"},
     }
-    if draw(st.booleans()):
+    kaito_fit = bool(fit) and kind == "kaito"  # Kaito trains one dataset, with a few training settings
+    if not kaito_fit and draw(st.booleans()):
         doc["data"]["validation"] = f"{task}.jsonl"
     method: dict[str, Any] = {}
     if not fine_tuning_job and draw(st.floats(0, 1)) < 0.8:
@@ -153,8 +167,9 @@ def spec_documents(draw: Any) -> dict[str, Any]:
     if technique != "full" and not fine_tuning_job and draw(st.booleans()):
         method["lora"] = {"r": draw(st.sampled_from([4, 8, 16])), "alpha": 16}
     if technique == "qlora" and draw(st.booleans()):
-        method["quantization"] = {"bits": 4, "storage_dtype": draw(st.sampled_from(["bf16", "fp16", None]))}
-    stage = None if fine_tuning_job else _maybe(draw, st.sampled_from([0, 1, 2, 3]))
+        dtypes = [None] if kaito_fit else ["bf16", "fp16", None]
+        method["quantization"] = {"bits": 4, "storage_dtype": draw(st.sampled_from(dtypes))}
+    stage = None if fine_tuning_job or kaito_fit else _maybe(draw, st.sampled_from([0, 1, 2, 3]))
     if stage is not None:
         method["deepspeed"] = {
             "stage": stage,
@@ -181,6 +196,8 @@ def spec_documents(draw: Any) -> dict[str, Any]:
     )
     if fine_tuning_job:
         choices = (("epochs", [1, 2, 3]), ("per_device_batch_size", [1, 4]), ("learning_rate", [2e-5, 1e-4]))
+    if kaito_fit:
+        choices = tuple(c for c in choices if c[0] not in ("metric_for_best_model", "save_total_limit"))
     if fine_tuning_job and kind == "foundry":
         choices = (
             ("epochs", [1, 3, 10, 11]),
@@ -192,8 +209,8 @@ def spec_documents(draw: Any) -> dict[str, Any]:
             training[key] = draw(st.sampled_from(values))
     if training:
         doc["training"] = training
-    doc["target"] = draw(_target(kind))
-    if draw(st.floats(0, 1)) < (0.05 if fine_tuning_job and kind == "foundry" else 0.3):
+    doc["target"] = draw(_target(kind, task if kaito_fit else None))
+    if draw(st.floats(0, 1)) < (0.05 if (fine_tuning_job and kind == "foundry") or kaito_fit else 0.3):
         register: dict[str, Any] = {"model_name": "inv-model"}
         if (not fit or kind in ("pipeline",)) and draw(st.booleans()):
             register["min_eval"] = {"eval_loss": "<= 2.5"}
@@ -215,7 +232,7 @@ def spec_documents(draw: Any) -> dict[str, Any]:
                 if draw(st.booleans())
             }
         }
-    if not fine_tuning_job and draw(st.floats(0, 1)) < 0.1:
+    if not fine_tuning_job and not kaito_fit and draw(st.floats(0, 1)) < 0.1:
         doc["data"]["columns"] = draw(
             st.sampled_from([{"text": "text"}, {"label": "stars"}, {"source_lang": "en"}])
         )
@@ -223,7 +240,7 @@ def spec_documents(draw: Any) -> dict[str, Any]:
 
 
 @st.composite
-def _target(draw: Any, kind: str) -> dict[str, Any]:
+def _target(draw: Any, kind: str, kaito_task: str | None = None) -> dict[str, Any]:
     target: dict[str, Any] = {"kind": kind}
     sku = _maybe(draw, st.sampled_from(SKUS), p_none=0.3)
     if kind in ("command", "pipeline", "registry-pipeline"):
@@ -264,6 +281,42 @@ def _target(draw: Any, kind: str) -> dict[str, Any]:
         ):
             if draw(st.floats(0, 1)) < 0.4:
                 target[key] = draw(st.sampled_from(values))
+    if kind == "kaito":
+        # The data's local copy is '<task>.jsonl': a URL input of that file, or a volume / image that holds it.
+        fit = kaito_task is not None
+        sources = ["urls", "pvc", "image"] + ([] if fit else ["none", "two", "bad-url"])
+        source = draw(st.sampled_from(sources))
+        url = f"https://data.example.com/sets/{kaito_task or draw(st.sampled_from(list(ROWS)))}.jsonl"
+        inputs: dict[str, Any] = {
+            "urls": {"urls": [url]},
+            "pvc": {"pvc": "pvc-input"},
+            "image": {"image": "myacr.azurecr.io/data:0.0.1"},
+            "two": {"urls": [url], "pvc": "pvc-input"},
+            "bad-url": {"urls": ["http://10.0.0.4/" + url.rsplit("/", 1)[1]]},
+        }
+        if source in inputs:
+            target["input"] = inputs[source]
+        target["output"] = draw(
+            st.sampled_from(
+                [
+                    {"pvc": "pvc-output"},
+                    {"image": "myacr.azurecr.io/adapter:0.0.1", "image_push_secret": "acr-push"},
+                    *([] if fit else [{"image": "myacr.azurecr.io/adapter:0.0.1"}]),
+                ]
+            )
+        )
+        if fit:  # Kaito provisions a GPU node of this size
+            target["instance_type"] = draw(st.sampled_from(SKUS[:5]))
+        elif sku:
+            target["instance_type"] = sku
+        for key, values in (
+            ("namespace", ["default", "tuning"]),
+            ("label_selector", [{"app": "tune"}, {"kaito.sh/pool": "gpu"}]),
+            ("preset", [None] if fit else ["phi-4", "phi-3-mini-4k-instruct", "falcon-7b"]),
+            ("context", ["aks-prod"]),
+        ):
+            if draw(st.floats(0, 1)) < 0.15 and (value := draw(st.sampled_from(values))) is not None:
+                target[key] = value
     if kind == "local" and draw(st.floats(0, 1)) < 0.1:
         target["gpus_per_node"] = 1
     if draw(st.floats(0, 1)) < 0.05:  # a key of another kind
@@ -365,6 +418,13 @@ def assert_job_runs(job: Any, scratch: Path) -> None:
         # What Foundry refuses, the fake refuses: a built body must pass the fake's (the service's) checks.
         body = job.create_body({upload.role: f"file-{upload.role}" for upload in job.uploads})
         assert validate_job_body(body) is None, (validate_job_body(body), body)
+        return
+    if kind == "KaitoJob":
+        # What Kaito's CRD schema and admission refuse, the offline validator refuses: a built job passes it.
+        from azfinetune.targets.kaito import validate_manifests
+
+        problems = [p for p in validate_manifests(job.documents()) if p.severity == "error"]
+        assert problems == [], [str(p) for p in problems]
         return
     assert kind == "CustomModelFineTuningJob", kind
     assert job.model.path.startswith("azureml://registries/")
