@@ -49,13 +49,13 @@ def kaito_options(command: F) -> F:
             "--context",
             "kube_context",
             metavar="NAME",
-            help="Kaito jobs: the kubeconfig context (else the spec's target.context, or the current one).",
+            help="Kaito jobs: the kubeconfig context (default: submit's spec target.context, else the current context).",
         ),
         click.option(
             "--namespace",
             "kube_namespace",
             metavar="NAME",
-            help="Kaito jobs: the Kubernetes namespace (else the spec's target.namespace, the context's, default).",
+            help="Kaito jobs: the Kubernetes namespace (default: submit's spec target.namespace, else the context's, else default).",
         ),
     ]
     decorated: Any = with_kaito
