@@ -126,7 +126,7 @@ def _data_report(spec: FineTuneSpec, *, exact: bool) -> tuple[Any, str | None]:
     try:
         report = validate_data(
             path,
-            task=spec.task.value,
+            task=spec.data_kind,
             model=model,
             max_seq_length=known_max_seq_length(spec.training.max_seq_length, spec.model),
             columns=spec.data.columns.as_dict() if spec.data.columns else None,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from azfinetune.catalog import resolve_max_seq_length
 from azfinetune.errors import BuildError, Issue
-from azfinetune.spec import FineTuneSpec, PipelineTarget
+from azfinetune.spec import FineTuneSpec, Objective, PipelineTarget
 from azfinetune.targets._common import TAG_PREFIX, azfinetune_tags, job_name
 from azfinetune.targets._deepspeed import write_deepspeed_config
 from azfinetune.targets._entrypoint import (
@@ -399,6 +399,7 @@ class _Pipeline(TargetBase):
     fields = PipelineTarget
     summary = "PipelineJob: validate data -> fine-tune -> merge -> evaluate -> register, on your clusters"
     tasks = ENTRYPOINT_TASKS
+    objectives = frozenset(Objective)  # the entry point trains sft, dpo and orpo
 
     def own_rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
         yield from our_code_rules(spec)
