@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from azft_contract import DPO_LOSS_TYPES, data_kind
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -20,8 +21,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
-from azft_contract import DPO_LOSS_TYPES, data_kind
 
 from azfinetune.errors import SpecError
 from azfinetune.spec._errors import spec_error_from_validation, split_path

@@ -46,7 +46,7 @@ PREFERENCE_TASKS = CAUSAL_TASKS
 #: The data of a preference objective: prompt, chosen and rejected, whatever the task (one reader for all).
 PREFERENCE = "preference"
 #: What a data file can be read as: a task's own examples, or preference pairs.
-DATA_KINDS = TASKS + (PREFERENCE,)
+DATA_KINDS = (*TASKS, PREFERENCE)
 
 # Logical column -> the names tried in order when none is given; the first is the default, () has none.
 # The names follow the Azure ML registry pipelines' sample data (sentence1_key/label_key, token_key/tag_key
