@@ -230,6 +230,8 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
     eval_role = next(role for role in ("test", "validation", "train") if f"{role}_file" in job_inputs)
     model_is_id = isinstance(job_inputs["model"], str)
     task = spec.task.value
+    # dpo/orpo: the validate and evaluate steps read preference pairs (sft passes nothing: the steps' default).
+    objective = {"objective": spec.method.objective.value} if spec.method.objective.is_preference else {}
 
     def steps(**pipeline_inputs: Any) -> dict[str, Any]:
         data = {role: pipeline_inputs.get(f"{role}_file") for role in ("train", "validation", "test")}
@@ -241,6 +243,7 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
             test_file=data["test"],
             columns=columns,
             max_seq_length=resolve_max_seq_length(spec.training.max_seq_length, spec.model),
+            **objective,
         )
         _place(validate_data, computes["validate_data"])
         ft_bound = {"model": pipeline_inputs["model"], "train": validate_data.outputs.train_data}
@@ -284,6 +287,7 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
             split=eval_role,
             columns=columns,
             max_seq_length=resolve_max_seq_length(spec.training.max_seq_length, spec.model),
+            **objective,
         )
         _place(evaluate, computes["evaluate"])
         outputs["metrics"] = evaluate.outputs.metrics
