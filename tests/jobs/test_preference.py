@@ -247,3 +247,50 @@ def test_dpo_exits_2_on_the_lines_the_validator_reports(case: Any, tmp_path: Pat
     assert run.returncode == 2, run.stderr
     for issue in report.errors[:10]:
         assert str(issue) in run.stderr
+
+
+def _step(module: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *argv],
+        cwd=JOBS_SRC,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_validate_step_reads_pairs_with_the_objective(pairs: Path, tmp_path: Path) -> None:
+    """The pipeline's validate step checks preference pairs under --objective dpo, and refuses them as chat data."""
+    argv = ["--task", "chat-completion", "--train-file", str(pairs), "--report-dir", str(tmp_path / "r")]
+    run = _step("validate_data", [*argv, "--objective", "dpo"])
+    assert run.returncode == 0, run.stderr
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["files"]["train"]["task"] == "preference" and report["files"]["train"]["valid_examples"] == 40
+    assert _step("validate_data", argv).returncode == 2  # the same file read as sft chat data
+
+
+@pytest.mark.training
+def test_the_evaluate_step_scores_preference_pairs(tiny_phi3: Path, pairs: Path, tmp_path: Path) -> None:
+    run = _step(
+        "evaluate_model",
+        [
+            "--task",
+            "chat-completion",
+            "--objective",
+            "dpo",
+            "--model",
+            str(tiny_phi3),
+            "--data-file",
+            str(pairs),
+            "--metrics-dir",
+            str(tmp_path / "m"),
+            "--max-seq-length",
+            "64",
+        ],
+    )
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["objective"] == "dpo" and metrics["examples"] == 40
+    assert 0.0 <= metrics["preference_accuracy"] <= 1.0
+    assert metrics["eval_loss"] > 0 and metrics["perplexity"] > 1 and "logprob_margin" in metrics
