@@ -355,7 +355,7 @@ def _logit_bytes(shape: ModelShape, setup: TrainingSetup) -> tuple[int, str]:
     tokens = setup.tokens_per_micro_batch
     if setup.task in CAUSAL_TASKS:
         width = shape.vocab_size
-        pairs = f" pairs × 2 (chosen, rejected) × " if setup.sequences_per_example == 2 else "×"
+        pairs = " pairs × 2 (chosen, rejected) × " if setup.sequences_per_example == 2 else "×"
         what = f"{setup.micro_batch}{pairs}{setup.seq_len} tokens × vocab {width}"
     else:
         width = setup.num_labels
