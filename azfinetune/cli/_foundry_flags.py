@@ -175,7 +175,7 @@ def _token_report(spec: FineTuneSpec, *, exact: bool) -> tuple[Any, str | None]:
         return (
             validate_data(
                 path,
-                task=spec.task.value,
+                task=spec.data_kind,
                 model=spec.model if exact else None,
                 max_seq_length=None,
                 serverless=True,

@@ -258,6 +258,11 @@ class Plan:
                 "optimizer": setup.optimizer,
                 "lora_r": setup.lora_r if setup.uses_adapter else None,
                 "target_modules": list(setup.target_modules),
+                **(
+                    {"objective": setup.objective, "sequences_per_example": setup.sequences_per_example}
+                    if setup.objective != "sft"
+                    else {}
+                ),
             },
             "parameters": self.parameters,
             "trainable_parameters": self.trainable_parameters,
@@ -354,6 +359,13 @@ def setup_from_spec(
     if tokens is not None and tokens.max_tokens and not training.packing:
         seq = max(1, min(seq, tokens.max_tokens))
     targets = resolve_target_modules(shape, lora.target_modules) if technique != "full" else ()
+    objective = method.objective.value
+    preference = method.effective_preference
+    reference = preference.reference if preference is not None and objective == "dpo" else "auto"
+    passes = 0.0
+    if objective == "dpo":
+        # Every step runs the reference forward on the same pairs; precomputed runs it once, before training.
+        passes = 1.0 if reference == "auto" else 1.0 / max(training.epochs, 1.0)
     return TrainingSetup(
         technique=cast(Technique, technique),  # the spec's enum holds exactly these values
         lora_r=lora.r,
@@ -373,6 +385,9 @@ def setup_from_spec(
         num_labels=num_labels or 2,
         nodes=nodes,
         gpus_per_node=gpus_per_node,
+        objective=objective,
+        reference=reference,
+        reference_passes=passes,
     )
 
 

@@ -96,6 +96,22 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 record["label"] = ("pos", "neg")[i % 2]
             lines.append(json.dumps(record))
         (root / f"{task}.jsonl").write_text("\n".join(lines) + "\n")
+    # Preference pairs (method.objective dpo, orpo): TRL's layout, and Foundry's, which its dpo reads.
+    pair = {
+        "chosen": [{"role": "assistant", "content": "a"}],
+        "rejected": [{"role": "assistant", "content": "b"}],
+    }
+    prompt = [{"role": "user", "content": "q"}]
+    layouts = {
+        "preference.jsonl": {"prompt": prompt, **pair},
+        "preference-foundry.jsonl": {
+            "input": {"messages": prompt},
+            "preferred_output": pair["chosen"],
+            "non_preferred_output": pair["rejected"],
+        },
+    }
+    for name, record in layouts.items():
+        (root / name).write_text("\n".join(json.dumps(record) for _ in range(12)) + "\n")
     (root / "tiny-model").mkdir()
     (root / "tiny-model" / "config.json").write_text('{"model_type": "phi3"}')
     return root
@@ -146,9 +162,14 @@ AZURE_CODE = ("registry-pipeline", "serverless", "finetuning-job", "foundry", "k
 
 
 @st.composite
-def spec_documents(draw: Any) -> dict[str, Any]:
+def spec_documents(draw: Any, objectives: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """A spec document; with `objectives`, method.objective is always one of them (else mostly left out)."""
     kind = draw(st.sampled_from(list(TARGET_MODELS)))
-    fit = COMPATIBLE[kind] if draw(st.booleans()) else {}
+    trains_it = bool(objectives) and draw(st.booleans())
+    if trains_it:
+        # Half of the preference specs: a compatible spec on a kind that trains them (the others refuse them all).
+        kind = draw(st.sampled_from(["command", "pipeline", "local"]))
+    fit = COMPATIBLE[kind] if trains_it or draw(st.booleans()) else {}
     fine_tuning_job = bool(fit) and kind in ("serverless", "finetuning-job", "foundry")
     task = draw(st.sampled_from(fit.get("task") or [t.value for t in Task]))
     technique = draw(st.sampled_from(fit.get("technique") or [t.value for t in Technique]))
@@ -159,9 +180,28 @@ def spec_documents(draw: Any) -> dict[str, Any]:
         "data": {"train": f"{task}.jsonl"},
     }
     kaito_fit = bool(fit) and kind == "kaito"  # Kaito trains one dataset, with a few training settings
-    if not kaito_fit and draw(st.booleans()):
-        doc["data"]["validation"] = f"{task}.jsonl"
     method: dict[str, Any] = {}
+    # The objective: sft (said or not), or a preference objective; a kind that can, trains it on causal tasks.
+    objective = (
+        draw(st.sampled_from(objectives))
+        if objectives
+        else _maybe(draw, st.sampled_from(["sft", "dpo", "orpo"]), p_none=0.8)
+    )
+    if objective is not None:
+        method["objective"] = objective
+    if objective in ("dpo", "orpo"):
+        if fit and task not in ("chat-completion", "text-completion"):
+            task = doc["task"] = "chat-completion"
+        doc["data"]["train"] = draw(st.sampled_from(["preference.jsonl", "preference-foundry.jsonl"]))
+    if draw(st.floats(0, 1)) < (0.3 if objectives else 0.05):
+        preference: dict[str, Any] = {"beta": draw(st.sampled_from([0.05, 0.1, 0.5]))}
+        if draw(st.booleans()):
+            preference["loss_type"] = draw(st.sampled_from(["sigmoid", "ipo", "hinge"]))
+        if draw(st.floats(0, 1)) < 0.3:
+            preference["reference"] = draw(st.sampled_from(["auto", "precomputed"]))
+        method["preference"] = preference
+    if not kaito_fit and draw(st.booleans()):
+        doc["data"]["validation"] = doc["data"]["train"]
     if not fine_tuning_job and draw(st.floats(0, 1)) < 0.8:
         method["technique"] = technique
     if technique != "full" and not fine_tuning_job and draw(st.booleans()):
@@ -467,6 +507,7 @@ def _assert_refused(path: Path, issues: list[Any]) -> None:
 
 
 OUTCOMES: dict[str, int] = {"built": 0, "refused": 0}
+OBJECTIVE_OUTCOMES: dict[tuple[str, str], int] = {}
 
 
 @settings(
@@ -480,9 +521,35 @@ def test_accepted_specs_build_and_refused_specs_name_the_key(project: Path, doc:
     OUTCOMES[check_invariant(project, doc)] += 1
 
 
-def test_the_generator_reaches_both_sides() -> None:
-    """The invariant is not vacuous: the generated specs were both built and refused, many times."""
-    assert OUTCOMES["built"] >= 20 and OUTCOMES["refused"] >= 20, OUTCOMES
+@settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,
+)
+@given(doc=spec_documents(objectives=("dpo", "orpo")))
+def test_preference_specs_build_or_name_the_key(project: Path, doc: dict[str, Any]) -> None:
+    """The same promise for specs of method.objective dpo and orpo, on every kind (most refuse them)."""
+    outcome = check_invariant(project, doc)
+    OBJECTIVE_OUTCOMES[(doc["method"]["objective"], outcome)] = (
+        OBJECTIVE_OUTCOMES.get((doc["method"]["objective"], outcome), 0) + 1
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _the_generator_reaches_both_sides() -> Any:
+    """The invariant is not vacuous: in the process that ran the property tests (xdist splits a module across
+    workers), the generated specs were both built and refused, many times, and so were those of each
+    preference objective. Checked when the module's tests are done there."""
+    yield
+    if sum(OUTCOMES.values()) >= 300:
+        assert OUTCOMES["built"] >= 20 and OUTCOMES["refused"] >= 20, OUTCOMES
+    if sum(OBJECTIVE_OUTCOMES.values()) >= 250:
+        for objective in ("dpo", "orpo"):
+            for outcome in ("built", "refused"):
+                # Builds are rarer: each spec draws many hazards; at least one accepted spec per objective.
+                least = 1 if outcome == "built" else 3
+                assert OBJECTIVE_OUTCOMES.get((objective, outcome), 0) >= least, OBJECTIVE_OUTCOMES
 
 
 # -- what hypothesis found, kept as regular tests -----------------------------------------------------------
@@ -541,6 +608,109 @@ FOUND = [
         _doc(register={"model_name": "m", "min_eval": {"eval_loss": "<= 1.2"}}, target=_PIPELINE),
         "built",
         id="gated-registration-on-pipeline",
+    ),
+    # method.objective (issue 23): which kinds train which objective, and their settings.
+    pytest.param(
+        _doc(method={"objective": "dpo"}, data={"train": "preference.jsonl"}, target=_COMMAND),
+        "built",
+        id="dpo-on-command",
+    ),
+    pytest.param(
+        _doc(
+            method={"objective": "orpo", "technique": "full"},
+            data={"train": "preference.jsonl", "validation": "preference.jsonl"},
+            target=_PIPELINE,
+        ),
+        "built",
+        id="orpo-full-on-pipeline",
+    ),
+    pytest.param(
+        _doc(method={"objective": "dpo"}, data={"train": "preference.jsonl"}, target={"kind": "local"}),
+        "built",
+        id="dpo-local",
+    ),
+    pytest.param(
+        _doc(
+            model="phi-4-mini-instruct",
+            method={"objective": "dpo"},
+            data={"train": "preference.jsonl"},
+            target={"kind": "serverless"},
+        ),
+        "refused",
+        id="dpo-on-serverless",
+    ),
+    pytest.param(
+        _doc(
+            method={"objective": "dpo"},
+            data={"train": "preference.jsonl"},
+            target={**_COMMAND, "kind": "registry-pipeline"},
+        ),
+        "refused",
+        id="dpo-on-registry-pipeline",
+    ),
+    pytest.param(
+        _doc(
+            model="gpt-4.1-mini",
+            method={"objective": "dpo", "preference": {"beta": 0.2}},
+            data={"train": "preference-foundry.jsonl"},
+            target={"kind": "foundry"},
+        ),
+        "built",
+        id="dpo-on-foundry-for-a-model-that-offers-it",
+    ),
+    pytest.param(
+        _doc(
+            model="Ministral-3B",
+            method={"objective": "dpo"},
+            data={"train": "preference-foundry.jsonl"},
+            target={"kind": "foundry"},
+        ),
+        "refused",
+        id="dpo-on-foundry-for-a-model-without-it",
+    ),
+    pytest.param(
+        _doc(
+            model="gpt-4.1-mini",
+            method={"objective": "dpo"},
+            data={"train": "preference.jsonl"},
+            target={"kind": "foundry"},
+        ),
+        "refused",
+        id="dpo-on-foundry-with-trl-layout",
+    ),
+    pytest.param(
+        _doc(
+            model="gpt-4.1-mini",
+            method={"objective": "orpo"},
+            data={"train": "preference-foundry.jsonl"},
+            target={"kind": "foundry"},
+        ),
+        "refused",
+        id="orpo-on-foundry",
+    ),
+    pytest.param(
+        _doc(
+            task="text-classification",
+            method={"objective": "dpo"},
+            data={"train": "preference.jsonl"},
+            target=_COMMAND,
+        ),
+        "refused",
+        id="dpo-for-a-classifier",
+    ),
+    pytest.param(
+        _doc(method={"preference": {"beta": 0.2}}, target=_COMMAND),
+        "refused",
+        id="preference-settings-with-sft",
+    ),
+    pytest.param(
+        _doc(
+            method={"objective": "orpo", "preference": {"reference": "precomputed"}},
+            data={"train": "preference.jsonl"},
+            target=_COMMAND,
+        ),
+        "refused",
+        id="orpo-with-a-reference",
     ),
 ]
 
