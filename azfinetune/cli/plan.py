@@ -95,7 +95,8 @@ def plan(
             raise type(error)(
                 error.message,
                 hint="give its config.json: azfinetune plan "
-                f"{shlex.quote(spec)} --model-config PATH (a config.json or a model folder)",
+                f"{shlex.quote(spec)} --model-config PATH (a config.json or a model folder), or put the path (or "
+                "its numbers) in the spec as model_shape",
             ) from None
         raise
     if note:

@@ -168,8 +168,128 @@ def _find_tokenizer_folder(folder: Path) -> Path | None:
     return None
 
 
+class FileTokenizer:
+    """A fast tokenizer read from its files with the `tokenizers` library and jinja2, without importing
+    transformers (seconds of import on a small machine): tokenizer.json, tokenizer_config.json's special tokens
+    and its chat template (or chat_template.jinja). It renders the chat template and encodes the text as
+    transformers' apply_chat_template(tokenize=True) does, and `tokenizer(text)` adds special tokens through
+    tokenizer.json's post-processor as transformers' fast tokenizer does (tests/data/test_tokens.py checks both
+    against transformers). `load` returns None for what it cannot mirror (no tokenizer.json, a template that
+    uses transformers-only tags, a Python tokenizer class), and the caller falls back to transformers."""
+
+    def __init__(self, folder: Path, tokenizer: Any, template: Any, specials: dict[str, str]) -> None:
+        self.name_or_path = str(folder)
+        self._tokenizer = tokenizer
+        self._template = template
+        self._specials = specials
+        self.chat_template = template is not None
+
+    @classmethod
+    def load(cls, folder: Path) -> FileTokenizer | None:
+        import json
+
+        file, config_file = folder / "tokenizer.json", folder / "tokenizer_config.json"
+        if not file.is_file():
+            return None
+        try:
+            config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(file))
+        except Exception:  # unreadable or unknown format: transformers decides
+            return None
+        if not isinstance(config, dict) or config.get("auto_map"):  # custom (remote-code) tokenizer classes
+            return None
+        template_text = config.get("chat_template")
+        jinja_file = folder / "chat_template.jinja"
+        if jinja_file.is_file():
+            template_text = jinja_file.read_text(encoding="utf-8")
+        if isinstance(template_text, list):  # named templates: transformers uses "default"
+            named = {t.get("name"): t.get("template") for t in template_text if isinstance(t, dict)}
+            template_text = named.get("default")
+        if template_text is not None and (
+            not isinstance(template_text, str) or "{% generation" in template_text
+        ):
+            return None
+        specials: dict[str, str] = {}
+        for key in (
+            "bos_token",
+            "eos_token",
+            "unk_token",
+            "pad_token",
+            "sep_token",
+            "cls_token",
+            "mask_token",
+        ):
+            value = config.get(key)
+            if isinstance(value, dict):
+                value = value.get("content")
+            if isinstance(value, str):
+                specials[key] = value
+        template = None
+        if template_text:
+            try:
+                template = _compile_chat_template(template_text)
+            except Exception:  # a template jinja2 cannot compile: transformers would say why
+                return None
+        return cls(folder, tokenizer, template, specials)
+
+    def __call__(self, text: str, text_pair: str | None = None) -> dict[str, list[int]]:
+        encoding = self._tokenizer.encode(text, text_pair, add_special_tokens=True)
+        return {"input_ids": list(encoding.ids)}
+
+    def apply_chat_template(self, conversations: Any, tokenize: bool = True) -> Any:
+        batch = bool(conversations) and isinstance(conversations[0], list | tuple)
+        convs = conversations if batch else [conversations]
+        rendered = [
+            self._template.render(
+                messages=conv, add_generation_prompt=False, tools=None, documents=None, **self._specials
+            )
+            for conv in convs
+        ]
+        ids = [list(e.ids) for e in self._tokenizer.encode_batch(rendered, add_special_tokens=False)]
+        return ids if batch else ids[0]
+
+
+def _compile_chat_template(text: str) -> Any:
+    """The chat template as transformers compiles it: a sandboxed jinja2 environment with trim_blocks and
+    lstrip_blocks, loop controls, raise_exception and strftime_now."""
+    import datetime as dt
+
+    import jinja2
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise jinja2.exceptions.TemplateError(message)
+
+    def strftime_now(format: str) -> str:
+        return dt.datetime.now().strftime(format)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.filters["tojson"] = _tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = strftime_now
+    return env.from_string(text)
+
+
+def _tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: Any = None,
+    sort_keys: bool = False,
+) -> str:
+    import json
+
+    return json.dumps(
+        value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
+
+
 def load_tokenizer(model: str) -> tuple[Any | None, str]:
-    """(tokenizer, why-not). Loads only from disk: a folder, or a hub id already in the local cache."""
+    """(tokenizer, why-not). Loads only from disk: a folder, or a hub id already in the local cache. A local
+    folder with a fast tokenizer is read by FileTokenizer (no transformers import), else by transformers."""
     folder = Path(model).expanduser()
     source: str | None = None
     if folder.is_dir():
@@ -177,6 +297,9 @@ def load_tokenizer(model: str) -> tuple[Any | None, str]:
         if found is None:
             return None, f"no tokenizer files under {folder}"
         source = str(found)
+        light = FileTokenizer.load(found)
+        if light is not None:
+            return light, ""
     else:
         source = _hub_id(model)
         if source is None:

@@ -22,7 +22,7 @@ from azfinetune.planner._plan import (
     predicted_peak_memory,
     setup_from_spec,
 )
-from azfinetune.planner._shape import LinearModule, ModelShape, resolve_model_shape
+from azfinetune.planner._shape import LinearModule, ModelShape, model_shape_from_spec, resolve_model_shape
 from azfinetune.planner._time import (
     SkuLike,
     TokenEstimate,
@@ -51,6 +51,7 @@ __all__ = [
     "TrainingSetup",
     "activation_bytes_per_token",
     "estimate_memory",
+    "model_shape_from_spec",
     "parameter_counts",
     "peak_tflops",
     "plan",

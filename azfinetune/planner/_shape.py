@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from azfinetune.catalog import ModelInfo
     from azfinetune.spec import FineTuneSpec
 
-__all__ = ["LinearModule", "ModelShape", "resolve_model_shape"]
+__all__ = ["LinearModule", "ModelShape", "model_shape_from_spec", "resolve_model_shape"]
 
 # Decoder-layer linear modules per config.json model_type, as the transformers modeling code names them.
 _LLAMA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -186,6 +186,8 @@ class ModelShape:
         """
         model_type = str(config.get("model_type", ""))
         label = name or str(config.get("_name_or_path") or model_type or "config.json")
+        if model_type in _ENCODERS:
+            return cls._from_encoder_config(config, model_type, label)
         try:
             hidden = int(config["hidden_size"])
             layers = int(config["num_hidden_layers"])
@@ -214,9 +216,12 @@ class ModelShape:
             modules = _llama_modules(hidden, q_dim, kv_dim, intermediate, qkv_bias=model_type in _QKV_BIAS)
             targets = ("q_proj", "k_proj", "v_proj", "o_proj")
         else:
+            known = ", ".join(sorted({"phi3", *_LLAMA_FAMILY, *_ENCODERS}))
             raise PlanError(
-                f"{label}: the planner does not know the layer layout of model_type {model_type!r}",
-                hint="pass model_shape=ModelShape(...) (or ModelShape.llama_like(...)) with its numbers to plan()",
+                f"{label}: the planner does not know the layer layout of model_type {model_type!r} "
+                f"(it knows {known})",
+                hint="describe the model by the config.json of a model of a known type with the same numbers "
+                "(spec key model_shape, or plan --model-config), e.g. model_type: llama for a LLaMA-style decoder",
             )
         extra_norm = 2 * head_dim if model_type == "qwen3" else 0  # Qwen3's q_norm and k_norm
         return cls(
@@ -231,6 +236,89 @@ class ModelShape:
             head_dim=head_dim if head_dim != hidden // heads else None,
             lora_target_modules=targets,
             norm_parameters_per_layer=2 * hidden + extra_norm,
+            name=label,
+            model_type=model_type,
+        )
+
+    @classmethod
+    def _from_encoder_config(cls, config: Mapping[str, Any], model_type: str, label: str) -> ModelShape:
+        """BERT-family encoders (bert, roberta, xlm-roberta, distilbert) and T5 encoder-decoders, as the planner
+        sizes them: one uniform stack of layers (T5: encoder + decoder layers, the decoder's cross-attention in
+        the parameter count), LayerNorm with bias (T5: RMSNorm), the embedding once (heads are small)."""
+        aliases = _ENCODERS[model_type]
+
+        def number(key: str, *, default: int | None = None) -> int:
+            for name in aliases.get(key, (key,)):
+                value = config.get(name)
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    return value
+            if default is not None:
+                return default
+            raise PlanError(
+                f"{label}: config.json lacks {' or '.join(aliases.get(key, (key,)))} (model_type {model_type})",
+                hint="give the model's own config.json (spec key model_shape, or plan --model-config)",
+            )
+
+        hidden, heads, vocab = number("hidden_size"), number("num_attention_heads"), number("vocab_size")
+        layers, intermediate = number("num_hidden_layers"), number("intermediate_size")
+        if model_type in ("t5", "mt5"):
+            inner = number("num_attention_heads") * number("head_dim", default=hidden // heads)
+            decoder_layers = number("num_decoder_layers", default=layers)
+            gated = str(config.get("feed_forward_proj", "relu")).startswith("gated")
+            modules: tuple[LinearModule, ...] = (
+                LinearModule("q", hidden, inner),
+                LinearModule("k", hidden, inner),
+                LinearModule("v", hidden, inner),
+                LinearModule("o", inner, hidden),
+                *((LinearModule("wi_0", hidden, intermediate),) if gated else ()),
+                LinearModule("wi_1" if gated else "wi", hidden, intermediate),
+                LinearModule("wo", intermediate, hidden),
+            )
+            per_layer = sum(m.parameters for m in modules)
+            tied = bool(config.get("tie_word_embeddings", True))
+            parameters = (
+                (1 if tied else 2) * vocab * hidden
+                + (layers + decoder_layers) * per_layer
+                + decoder_layers * 4 * hidden * inner  # the decoder's cross-attention q, k, v, o
+                + (2 * layers + 3 * decoder_layers + 2) * hidden  # RMSNorm weights
+            )
+            return cls(
+                hidden_size=hidden,
+                num_layers=layers + decoder_layers,
+                num_heads=heads,
+                num_kv_heads=heads,
+                intermediate_size=intermediate,
+                vocab_size=vocab,
+                linear_modules=modules,
+                tie_word_embeddings=True,
+                head_dim=inner // heads if inner != hidden else None,
+                lora_target_modules=("q", "v"),
+                parameters=parameters,
+                name=label,
+                model_type=model_type,
+            )
+        names = ("q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2") if model_type == "distilbert" else (
+            "query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"
+        )  # fmt: skip
+        dims = ((hidden, hidden),) * 4 + ((hidden, intermediate), (intermediate, hidden))
+        modules = tuple(LinearModule(n, i, o, bias=True) for n, (i, o) in zip(names, dims, strict=True))
+        positions = number("max_position_embeddings", default=512)
+        token_types = int(config.get("type_vocab_size") or 0) if model_type != "distilbert" else 0
+        embeddings = (vocab + positions + token_types) * hidden + 2 * hidden  # + the embedding LayerNorm
+        parameters = embeddings + layers * (sum(m.parameters for m in modules) + 4 * hidden)
+        return cls(
+            hidden_size=hidden,
+            num_layers=layers,
+            num_heads=heads,
+            num_kv_heads=heads,
+            intermediate_size=intermediate,
+            vocab_size=vocab,
+            linear_modules=modules,
+            tie_word_embeddings=True,
+            lora_target_modules=(names[0], names[2]),
+            parameters=parameters,
+            norm_parameters_per_layer=4 * hidden,
+            final_norm_parameters=0,
             name=label,
             model_type=model_type,
         )
@@ -319,6 +407,29 @@ class ModelShape:
         )
 
 
+#: Encoder (and T5 encoder-decoder) config.json types the planner sizes, with the keys each names its numbers by.
+_BERT_KEYS: dict[str, tuple[str, ...]] = {}
+_ENCODERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "bert": _BERT_KEYS,
+    "roberta": _BERT_KEYS,
+    "xlm-roberta": _BERT_KEYS,
+    "distilbert": {
+        "hidden_size": ("dim", "hidden_size"),
+        "num_hidden_layers": ("n_layers", "num_hidden_layers"),
+        "num_attention_heads": ("n_heads", "num_attention_heads"),
+        "intermediate_size": ("hidden_dim", "intermediate_size"),
+    },
+    "t5": {
+        "hidden_size": ("d_model", "hidden_size"),
+        "num_hidden_layers": ("num_layers", "num_hidden_layers"),
+        "num_attention_heads": ("num_heads", "num_attention_heads"),
+        "intermediate_size": ("d_ff", "intermediate_size"),
+        "head_dim": ("d_kv",),
+    },
+}
+_ENCODERS["mt5"] = _ENCODERS["t5"]
+
+
 def _llama_modules(
     hidden: int, q_dim: int, kv_dim: int, intermediate: int, *, qkv_bias: bool = False
 ) -> tuple[LinearModule, ...]:
@@ -338,12 +449,27 @@ def _hf_cache_config(hf_id: str) -> Path | None:
     return cached_config(hf_id)
 
 
+def model_shape_from_spec(spec: FineTuneSpec) -> ModelShape:
+    """The spec's model_shape: a config.json / model folder path (relative to the spec), or config.json numbers."""
+    given = spec.model_shape
+    label = spec.model.removeprefix("hf:")
+    if isinstance(given, str):
+        return ModelShape.from_config_file(spec.resolve_path(os.path.expanduser(given)), name=label)
+    if isinstance(given, dict):
+        return ModelShape.from_hf_config(given, name=label)
+    raise PlanError("the spec has no model_shape")
+
+
 def resolve_model_shape(spec: FineTuneSpec) -> ModelShape:
-    """The shape of the spec's model: the catalog entry, else a local config.json, else PlanError.
+    """The shape of the spec's model: its model_shape, else the catalog entry, else a local config.json, else
+    PlanError.
 
     hf:<org>/<name> models not in the catalog are read from the local Hugging Face cache when there;
     local folders from their config.json. Nothing is downloaded.
     """
+    given = getattr(spec, "model_shape", None)
+    if given is not None:
+        return model_shape_from_spec(spec)
     info = find_model(spec.model)
     if info is not None:
         return ModelShape.from_model_info(info)

@@ -568,6 +568,14 @@ class FineTuneSpec(StrictModel):
             "| a local folder (local backend only).",
         ),
     ]
+    model_shape: Annotated[
+        str | dict[str, int | float | str | bool | None] | None,
+        Field(
+            description="For the planner, a model the catalog cannot size: a config.json (or a model folder) "
+            "path relative to the spec, or its config.json numbers (model_type, hidden_size, "
+            "num_hidden_layers, ...)."
+        ),
+    ] = None
     data: Annotated[DataSpec, Field(description="Training, validation and test data.")]
     method: Annotated[MethodSpec, Field(description="Technique and its settings.")] = MethodSpec()
     training: Annotated[TrainingSpec, Field(description="Training hyperparameters.")] = TrainingSpec()
@@ -694,7 +702,8 @@ class FineTuneSpec(StrictModel):
     def canonical_dict(self) -> dict[str, Any]:
         """The spec with defaults filled in, JSON-ready, in a stable order (the basis of its hash)."""
         # A spec without export hashes as it did before the section existed (job names stay the same).
-        exclude = {"workspace", "description"} | ({"export"} if self.export is None else set())
+        # model_shape only informs the planner: it never changes the job.
+        exclude = {"workspace", "description", "model_shape"} | ({"export"} if self.export is None else set())
         data: dict[str, Any] = json.loads(self.model_dump_json(exclude=exclude))
         # Likewise an sft spec hashes as it did before method.objective existed.
         method = data["method"]

@@ -75,6 +75,7 @@ def common_rules(
     """The catalog checks every target makes (errors and warnings). `our_code`: the target runs this project's
     entry point (then azfinetune's own defaults are sent, and the entry point's own checks apply)."""
     yield from _model_known(spec)
+    yield from _model_shape(spec)
     yield from _vm_sizes(spec, today or dt.date.today())
     yield from _precision_vs_gpu(spec, our_code=our_code)
     yield from _gpus_per_node(spec)
@@ -83,6 +84,19 @@ def common_rules(
         yield from _checkpoint_selection(spec)
     yield from _target_modules(spec)
     yield from _data_refs(spec)
+
+
+def _model_shape(spec: FineTuneSpec) -> Iterator[Issue]:
+    """A model_shape the planner cannot read is an error of that key (not a surprise at plan time)."""
+    if getattr(spec, "model_shape", None) is None:
+        return
+    from azfinetune.errors import AzFineTuneError
+    from azfinetune.planner import model_shape_from_spec
+
+    try:
+        model_shape_from_spec(spec)
+    except AzFineTuneError as error:
+        yield Issue("model_shape", error.message, hint=error.hint)
 
 
 def _model_known(spec: FineTuneSpec) -> Iterator[Issue]:

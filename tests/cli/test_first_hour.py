@@ -252,9 +252,14 @@ def test_set_technique_full_drops_the_lora_settings_with_a_note(capsys: pytest.C
 
 def test_unknown_model_is_described_from_the_command_line(tmp_path: Path) -> None:
     spec = ROOT / "jobs" / "examples" / "registry-question-answering.yaml"
-    failed = _plan(200, str(spec), "--no-data")
+    # The shipped example plans offline: its model_shape gives distilbert's config.json numbers.
+    shipped = _plan(200, str(spec), "--no-data")
+    assert shipped.returncode == 0, shipped.stderr
+    assert "66,362,880" in shipped.stdout
+    failed = _plan(200, str(spec), "--no-data", "--set", "model_shape=null")
     assert failed.returncode == 2
     assert "model_shape=" not in failed.stderr and "--model-config" in failed.stderr
+    assert "model_shape" in failed.stderr  # the spec key is named too
     for flag in hint_flags(failed.stderr):
         assert flag in _flags_of(COMMANDS["plan"]), flag
     config = tmp_path / "config.json"
@@ -262,9 +267,14 @@ def test_unknown_model_is_described_from_the_command_line(tmp_path: Path) -> Non
         '{"model_type": "llama", "hidden_size": 768, "num_hidden_layers": 6, "num_attention_heads": 12, '
         '"intermediate_size": 3072, "vocab_size": 30522}'
     )
-    planned = _plan(200, str(spec), "--no-data", "--model-config", str(config))
+    planned = _plan(200, str(spec), "--no-data", "--set", "model_shape=null", "--model-config", str(config))
     assert planned.returncode == 0, planned.stderr
     assert "Memory per GPU" in planned.stdout
+    # The same file named by the spec (relative to it), and a model_shape the planner cannot read: key and line.
+    by_spec = _plan(200, str(spec), "--no-data", "--set", f"model_shape={config}")
+    assert by_spec.returncode == 0, by_spec.stderr
+    broken = _plan(200, str(spec), "--no-data", "--set", "model_shape={model_type: distilbert}")
+    assert broken.returncode == 2 and "model_shape" in broken.stderr and "Traceback" not in broken.stderr
 
 
 def test_data_validate_json_does_not_point_above(tmp_path: Path) -> None:

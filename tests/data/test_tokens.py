@@ -228,3 +228,30 @@ def test_no_heavy_imports() -> None:
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_model_folder_is_read_without_transformers_and_counts_the_same(tmp_path: Path) -> None:
+    """validate of a spec with a local model: the tokenizer files are read directly (FileTokenizer), and its
+    counts equal transformers' on the quickstart's tiny Phi-3 (its real Phi-3 chat template)."""
+    pytest.importorskip("transformers")
+    from transformers import AutoTokenizer
+
+    from azfinetune.data._tokens import FileTokenizer, TokenizerCounter
+    from azfinetune.tiny_model import chat_texts, make_chat_dataset, make_tiny_phi3
+
+    model = make_tiny_phi3(tmp_path / "model", texts=chat_texts(n=60, seed=0), seed=0)
+    light, why = load_tokenizer(str(model))
+    assert isinstance(light, FileTokenizer), why
+    data = tmp_path / "train.jsonl"
+    make_chat_dataset(data, n=30, seed=2)
+    conversations = [json.loads(line)["messages"] for line in data.read_text().splitlines()]
+    reference = AutoTokenizer.from_pretrained(model)
+    assert TokenizerCounter(light).chat(conversations) == TokenizerCounter(reference).chat(conversations)
+    examples = [TextExample((TEXTS[i],)) for i in range(4)] + [TextExample((TEXTS[0], TEXTS[1]), mode="pair")]
+    assert TokenizerCounter(light).texts(examples) == TokenizerCounter(reference).texts(examples)
+    code = (
+        "import sys; from azfinetune.data._tokens import load_tokenizer; "
+        f"load_tokenizer({str(model)!r}); print('transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -126,9 +126,41 @@ def test_target_module_errors_say_what_exists() -> None:
 def test_unknown_architecture_asks_for_numbers() -> None:
     with pytest.raises(PlanError, match="model_type 'mamba'") as caught:
         ModelShape.from_hf_config({**TINY_PHI3, "model_type": "mamba"})
-    assert "ModelShape" in str(caught.value)
+    # The hint speaks the spec and the CLI, not Python: model_shape, or plan --model-config.
+    assert "model_shape" in str(caught.value) and "--model-config" in str(caught.value)
+    assert "bert" in str(caught.value)  # the types it knows are named
     with pytest.raises(PlanError, match="lacks"):
         ModelShape.from_hf_config({"model_type": "llama"})
+
+
+@pytest.mark.parametrize(
+    ("config", "parameters"),
+    [
+        # bert-base-uncased's config.json: BertModel has 109,482,240 parameters, the pooler (590,592) left out.
+        (
+            {"model_type": "bert", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+             "intermediate_size": 3072, "vocab_size": 30522, "max_position_embeddings": 512, "type_vocab_size": 2},
+            109_482_240 - 590_592,
+        ),
+        # distilbert-base-uncased: DistilBertModel has 66,362,880 parameters.
+        (
+            {"model_type": "distilbert", "dim": 768, "n_layers": 6, "n_heads": 12, "hidden_dim": 3072,
+             "vocab_size": 30522, "max_position_embeddings": 512},
+            66_362_880,
+        ),
+        # t5-small: 60,506,624 parameters (one RMSNorm weight apart).
+        (
+            {"model_type": "t5", "d_model": 512, "d_ff": 2048, "d_kv": 64, "num_heads": 8, "num_layers": 6,
+             "vocab_size": 32128},
+            60_506_624 - 512,
+        ),
+    ],
+)  # fmt: skip
+def test_encoder_configs_are_sized_to_their_published_parameter_counts(
+    config: dict[str, Any], parameters: int
+) -> None:
+    shape = ModelShape.from_hf_config(config)
+    assert shape.total_parameters == parameters
 
 
 def test_llama_family_configs() -> None:
