@@ -181,6 +181,7 @@ def entrypoint_args(
         logging_steps=training.logging_steps,
         metric_for_best_model=training.metric_for_best_model,
         save_total_limit=training.save_total_limit,
+        save_steps=training.save_steps,
     )
     if spec.task.value == "chat-completion":
         values["mask_prompt"] = training.mask_prompt
@@ -272,15 +273,14 @@ def entrypoint_value_sources(spec: FineTuneSpec) -> list[ValueSource]:
     if spec.task.value == "chat-completion":
         key = "training.mask_prompt"
         found.append(ValueSource("--mask-prompt", spec.training.mask_prompt, source(key), True, key))
-    for flag, key in (
-        ("--metric-for-best-model", "training.metric_for_best_model"),
-        ("--save-total-limit", "training.save_total_limit"),
+    for flag, key, unset in (
+        ("--metric-for-best-model", "training.metric_for_best_model", "not sent: no checkpoints kept"),
+        ("--save-total-limit", "training.save_total_limit", "not sent: no checkpoints kept"),
+        ("--save-steps", "training.save_steps", "not sent: no step checkpoints"),
     ):
         value = spec_value(spec, key)
         if value is None:
-            found.append(
-                ValueSource(flag, None, AZFINETUNE_DEFAULT, False, key, "not sent: no checkpoints kept")
-            )
+            found.append(ValueSource(flag, None, AZFINETUNE_DEFAULT, False, key, unset))
         else:
             found.append(ValueSource(flag, value, SPEC, True, key))
     return found
