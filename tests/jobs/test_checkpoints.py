@@ -124,8 +124,8 @@ def _resume_args(tmp_path: Path, **values: object) -> SimpleNamespace:
     return SimpleNamespace(**fields)
 
 
-def test_the_newest_complete_checkpoint_is_chosen(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from finetune.checkpoints import incomplete_reason, newest_complete
+def test_the_newest_complete_checkpoint_is_chosen(tmp_path: Path) -> None:
+    from azft_contract.checkpoints import incomplete_reason, newest_complete
 
     own = tmp_path / "checkpoints"
     _checkpoint(own, 2)
@@ -135,12 +135,13 @@ def test_the_newest_complete_checkpoint_is_chosen(tmp_path: Path, caplog: pytest
     (own / "checkpoint-14").mkdir()
     (own / "checkpoint-14" / "trainer_state.json").write_text('{"global_st')  # cut short
     (own / "runs").mkdir()
-    with caplog.at_level("WARNING", logger="finetune"):
-        point = newest_complete(own)
+    skipped: list[tuple[str, str]] = []
+    point = newest_complete(own, on_skip=lambda path, reason: skipped.append((path.name, reason)))
     assert point is not None and (point.step, point.path.name, point.adapter) == (10, "checkpoint-10", True)
-    warned = caplog.text
-    assert "checkpoint-14: incomplete, trainer_state.json is unreadable" in warned
-    assert "checkpoint-12: incomplete, no trainer_state.json (the save did not finish)" in warned
+    assert skipped == [
+        ("checkpoint-14", "trainer_state.json is unreadable (JSONDecodeError)"),
+        ("checkpoint-12", "no trainer_state.json (the save did not finish)"),
+    ]
     # One checkpoint folder is its own answer; an empty or missing folder has none.
     assert newest_complete(own / "checkpoint-4").step == 4  # type: ignore[union-attr]
     assert newest_complete(tmp_path / "missing") is None
@@ -158,6 +159,7 @@ def test_the_newest_complete_checkpoint_is_chosen(tmp_path: Path, caplog: pytest
 def test_the_run_continues_from_the_checkpoint_furthest_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """finetune.checkpoints chooses between this job's own checkpoints and another run's, and says so."""
     from finetune.checkpoints import resume_point
     from finetune.errors import UsageError
 
@@ -170,8 +172,11 @@ def test_the_run_continues_from_the_checkpoint_furthest_on(
     assert "resuming from checkpoint-4 (step 4)" in caplog.text
     # A restarted job has gone further than the job it resumed: its own checkpoint wins.
     _checkpoint(own, 6)
-    point = resume_point(_resume_args(tmp_path, checkpoint_dir=own, resume_from=other))  # type: ignore[arg-type]
+    _checkpoint(own, 8, state=False)
+    with caplog.at_level("WARNING", logger="finetune"):
+        point = resume_point(_resume_args(tmp_path, checkpoint_dir=own, resume_from=other))  # type: ignore[arg-type]
     assert point is not None and point.path == own / "checkpoint-6"
+    assert "checkpoint-8: incomplete, no trainer_state.json" in caplog.text
     # Checkpoints written into --output-dir (no --checkpoint-dir) are not resumed by themselves.
     _checkpoint(tmp_path / "out", 8)
     assert resume_point(_resume_args(tmp_path)) is None  # type: ignore[arg-type]
