@@ -86,6 +86,7 @@ def resume_source_issues(spec: FineTuneSpec, job: Any | None) -> list[Issue]:
             )
         ]
     status = getattr(job, "status", None)
+    status = getattr(status, "value", status)  # azure-ai-ml answers a JobStatus enum or its text
     if status not in SETTLED_STATES:
         return [
             Issue(
