@@ -6,7 +6,7 @@ SRC := azfinetune tests benchmarks jobs scripts
 .PHONY: quickstart tests check lint types test fmt
 
 quickstart:  ## install (venv, .[train], CPU torch) and run the local quickstart
-	./scripts/setup-venv.sh train
+	./scripts/setup-venv.sh train,onnx
 	$(VENV)/bin/azfinetune demo
 
 tests:  ## install (venv, .[dev,train,deepspeed]; deepspeed built once, cached) and run lint, types and the tests

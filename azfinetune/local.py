@@ -18,7 +18,7 @@ from azft_contract import PROGRESS_PREFIX, parse_progress_line
 from azft_contract.checkpoints import Checkpoint, newest_complete
 
 from azfinetune.errors import JobFailedError, LocalRunError, RunInterrupted
-from azfinetune.spec import FineTuneSpec
+from azfinetune.spec import FineTuneSpec, OnnxExportSpec
 from azfinetune.targets import (
     ENTRYPOINT_MODULE,
     deepspeed_config,
@@ -316,7 +316,17 @@ def run_local(
     if on_start is not None:
         on_start(plan)
     (plan.run_dir / "command.json").write_text(
-        json.dumps({"command": plan.command, "cwd": str(plan.cwd)}, indent=2)
+        json.dumps(
+            {
+                "command": plan.command,
+                "cwd": str(plan.cwd),
+                # What `azfinetune export RUN --onnx` needs later: the base model and the data it was trained on.
+                "inputs": plan.inputs,
+                "task": spec.task.value,
+                "technique": spec.method.technique.value,
+            },
+            indent=2,
+        )
     )
     env = {**os.environ, **plan.env, **(extra_env or {})}
     messages: dict[str, dict[str, Any]] = {}
@@ -368,15 +378,39 @@ def export_onnx_local(
 ) -> dict[str, Any]:
     """Run the export_onnx step (jobs/src/export_onnx) on this machine for the spec's export.onnx section;
     returns its parity report. LocalRunError for bad input (exit 2), JobFailedError when it fails."""
+    onnx = spec.export.onnx if spec.export is not None else None
+    if onnx is None:
+        raise LocalRunError("the spec has no export.onnx section", hint="add export: {onnx: {}} to the spec")
+    return run_export_step(
+        onnx,
+        base_model=base_model,
+        adapter=adapter,
+        output_dir=output_dir,
+        validation=_local_data(spec).get("validation"),
+        job_name=spec.name,
+        env=env,
+    )
+
+
+def run_export_step(
+    onnx: OnnxExportSpec,
+    *,
+    base_model: str,
+    adapter: Path | None,
+    output_dir: Path,
+    validation: str | None,
+    job_name: str,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """`python -m export_onnx` in a subprocess (log: <output_dir>/../logs/export_onnx.log); its parity report."""
     from azfinetune.targets._onnx_export import EXPORT_MODULE, onnx_export_args
 
-    validation = _local_data(spec).get("validation")
     command = [
         sys.executable,
         "-m",
         EXPORT_MODULE,
         *onnx_export_args(
-            spec,
+            onnx,
             base_model=base_model,
             adapter=str(adapter) if adapter is not None else None,
             output_dir=str(output_dir),
@@ -397,9 +431,121 @@ def export_onnx_local(
         message = reason or f"the export process exited with code {result.returncode}"
         if result.returncode == 2:
             raise LocalRunError(f"ONNX export refused its input: {message}", hint=f"log: {log_file}")
-        raise JobFailedError(f"ONNX export failed: {message}", hint=f"log: {log_file}", job_name=spec.name)
+        raise JobFailedError(f"ONNX export failed: {message}", hint=f"log: {log_file}", job_name=job_name)
     report: dict[str, Any] = json.loads((output_dir / "parity.json").read_text(encoding="utf-8"))
     return report
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """What a finished local run folder holds for a later export: the base model, the adapter, the data."""
+
+    run_dir: Path
+    base_model: str
+    adapter_dir: Path
+    validation: str | None
+    task: str | None
+
+
+def find_finished_run(path: Path, *, base_model: str | None = None) -> FinishedRun:
+    """The local run at `path` (a run folder, or a job folder: its newest run) with the inputs it trained on; or a
+    fine-tune output folder by itself (a PEFT adapter or a full model, e.g. an Azure ML job's downloaded
+    `adapter` output), whose base model `base_model` names."""
+    folder = path.resolve()
+    if not folder.is_dir():
+        raise LocalRunError(f"no run folder at {folder}", hint="give a folder under outputs/<job-name>/")
+    adapter_like = (folder / "adapter_config.json").is_file() or (folder / "config.json").is_file()
+    if adapter_like and not (folder / "command.json").is_file():
+        if base_model is None and (folder / "adapter_config.json").is_file():
+            recorded_base = _adapter_base(folder)
+            raise LocalRunError(
+                f"{folder} is a LoRA adapter: say which base model it was trained on",
+                hint="pass --base-model "
+                + (
+                    f"hf:{recorded_base}" if recorded_base else "hf:<org>/<name> (or the base model's folder)"
+                ),
+            )
+        return FinishedRun(
+            run_dir=folder,
+            base_model=base_model or str(folder),
+            adapter_dir=folder,
+            validation=None,
+            task=None,
+        )
+    if not (folder / "command.json").is_file():
+        runs = sorted((p for p in folder.iterdir() if (p / "command.json").is_file()), key=lambda p: p.name)
+        if not runs:
+            raise LocalRunError(
+                f"{folder} holds no local run", hint="give a folder under outputs/<job-name>/"
+            )
+        folder = runs[-1]
+    try:
+        recorded = json.loads((folder / "command.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise LocalRunError(f"{folder / 'command.json'} is unreadable: {error}") from None
+    inputs = recorded.get("inputs") if isinstance(recorded, dict) else None
+    if not isinstance(inputs, dict):
+        # A run recorded before inputs were: read them off its command line.
+        command = recorded.get("command") if isinstance(recorded, dict) else None
+        words = [str(word) for word in command] if isinstance(command, list) else []
+        flags = {"--model": "model", "--validation-file": "validation"}
+        inputs = {flags[w]: words[i + 1] for i, w in enumerate(words[:-1]) if w in flags}
+    base = base_model or inputs.get("model")
+    if not isinstance(base, str) or not base:
+        raise LocalRunError(f"{folder / 'command.json'} does not say which model the run trained")
+    adapter = folder / "adapter"
+    if not (adapter / "metrics.json").is_file():
+        raise LocalRunError(
+            f"{folder} has no finished training (no adapter/metrics.json)", hint=f"see {folder / 'logs'}"
+        )
+    validation = inputs.get("validation")
+    task = recorded.get("task") if isinstance(recorded, dict) else None
+    return FinishedRun(
+        run_dir=folder,
+        base_model=base,
+        adapter_dir=adapter,
+        validation=validation if isinstance(validation, str) else None,
+        task=task if isinstance(task, str) else None,
+    )
+
+
+def _adapter_base(folder: Path) -> str | None:
+    """base_model_name_or_path of a PEFT adapter_config.json (what it was trained on), if it names a hub id."""
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    name = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    return (
+        name if isinstance(name, str) and name.count("/") == 1 and not name.startswith(("/", ".")) else None
+    )
+
+
+def export_finished_run(
+    run: FinishedRun, onnx: OnnxExportSpec, *, output_dir: Path | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """Export a finished local run for onnxruntime-genai (default folder: <run>/onnx); (folder, parity report)."""
+    check_train_extra()
+    if run.task is not None and run.task not in ("chat-completion", "text-completion"):
+        raise LocalRunError(
+            f"onnxruntime-genai exports causal language models; this run trained task {run.task}",
+            hint="export runs of task chat-completion or text-completion",
+        )
+    default = (
+        run.run_dir / "onnx"
+        if run.adapter_dir != run.run_dir
+        else run.run_dir.parent / f"{run.run_dir.name}-onnx"
+    )
+    folder = (output_dir or default).resolve()
+    report = run_export_step(
+        onnx,
+        base_model=run.base_model,
+        adapter=run.adapter_dir,
+        output_dir=folder,
+        validation=run.validation,
+        job_name=run.run_dir.parent.name,
+    )
+    return folder, report
 
 
 def _read_metrics(folder: Path) -> dict[str, Any]:

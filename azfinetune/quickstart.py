@@ -12,6 +12,7 @@ __all__ = [
     "AZURE_OVERRIDES",
     "DEMO_PROMPT",
     "generate_reply",
+    "generate_reply_onnx",
     "next_command",
     "quickstart_spec_path",
     "write_quickstart_assets",
@@ -87,4 +88,26 @@ def generate_reply(
             **encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
         )
     reply = output[0, encoded["input_ids"].shape[1] :]
+    return str(tokenizer.decode(reply, skip_special_tokens=True)).strip()
+
+
+def generate_reply_onnx(
+    onnx_dir: Path, tokenizer_dir: Path, messages: list[dict[str, str]], *, max_new_tokens: int = 24
+) -> str:
+    """Greedy reply of an onnxruntime-genai model folder to a chat (the prompt written by the HF tokenizer's chat
+    template, so it is the very prompt PyTorch answered)."""
+    import onnxruntime_genai as og
+    from transformers import AutoTokenizer
+
+    tokenizer: Any = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    model = og.Model(str(onnx_dir))
+    params = og.GeneratorParams(model)
+    params.set_search_options(do_sample=False, max_length=len(ids) + max_new_tokens, batch_size=1)
+    generator = og.Generator(model, params)
+    generator.append_tokens(ids)
+    while not generator.is_done():
+        generator.generate_next_token()
+    reply = [int(token) for token in generator.get_sequence(0)][len(ids) :]
     return str(tokenizer.decode(reply, skip_special_tokens=True)).strip()

@@ -14,6 +14,7 @@ __all__ = [
     "chat_texts",
     "make_chat_dataset",
     "make_classification_dataset",
+    "make_preference_dataset",
     "make_text_dataset",
     "make_tiny_phi3",
     "make_token_classification_dataset",
@@ -92,6 +93,44 @@ def make_chat_dataset(path: str | Path, n: int = 40, seed: int = 0) -> Path:
     """Write `n` deterministic, learnable chat examples ({"messages": [...]}) as JSONL to `path`."""
     rng = random.Random(seed)
     return _write_jsonl(path, (_chat_example(rng) for _ in range(n)))
+
+
+def _wrong_answer(rng: random.Random, messages: list[dict[str, str]]) -> str:
+    """A fluent but wrong reply to the conversation's question (the rejected side of a pair)."""
+    question = messages[-2]["content"]
+    for fruit, color in _FRUIT_COLORS.items():
+        if question == f"What color is a {fruit}?":
+            wrong = rng.choice(sorted({c for c in _FRUIT_COLORS.values() if c != color}))
+            return f"A {fruit} is {wrong}."
+    for animal, sound in _ANIMAL_SOUNDS.items():
+        if question == f"What does a {animal} say?":
+            wrong = rng.choice(sorted({s for s in _ANIMAL_SOUNDS.values() if s != sound}))
+            return f"A {animal} says {wrong}."
+    a, b = (int(word.rstrip(".")) for word in question.split()[1::2])
+    return f"{a} plus {b} is {a + b + rng.randrange(1, 5)}."
+
+
+def make_preference_dataset(path: str | Path, n: int = 40, seed: int = 0, *, shape: str = "messages") -> Path:
+    """Write `n` preference pairs for dpo/orpo: the prompt of a chat example, its right answer (chosen) and a wrong
+    one (rejected). shape "messages": message lists; "text": plain strings."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        messages = _chat_example(rng)["messages"]
+        prompt, right = messages[:-1], messages[-1]["content"]
+        wrong = _wrong_answer(rng, messages)
+        if shape == "text":
+            question = " ".join(m["content"] for m in prompt if m["role"] != "system")
+            rows.append({"prompt": question, "chosen": " " + right, "rejected": " " + wrong})
+        else:
+            rows.append(
+                {
+                    "prompt": prompt,
+                    "chosen": [{"role": "assistant", "content": right}],
+                    "rejected": [{"role": "assistant", "content": wrong}],
+                }
+            )
+    return _write_jsonl(path, rows)
 
 
 def make_text_dataset(path: str | Path, n: int = 40, seed: int = 0) -> Path:

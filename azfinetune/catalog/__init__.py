@@ -22,6 +22,16 @@ from azfinetune.catalog._foundry import (
     foundry_catalog,
     foundry_model_ids,
 )
+from azfinetune.catalog._kaito import (
+    KaitoCatalog,
+    KaitoPreset,
+    find_kaito_preset,
+    kaito_catalog,
+    kaito_crd,
+    kaito_preset_names,
+    kaito_workspace_schema,
+    parse_quantity,
+)
 from azfinetune.errors import CatalogError
 
 __all__ = [
@@ -31,6 +41,8 @@ __all__ = [
     "FoundryModel",
     "FoundryRange",
     "FoundryRanges",
+    "KaitoCatalog",
+    "KaitoPreset",
     "ModelInfo",
     "RegistryAsset",
     "ServerlessInfo",
@@ -38,15 +50,21 @@ __all__ = [
     "SkuInfo",
     "TrainingTypeName",
     "find_foundry_model",
+    "find_kaito_preset",
     "find_model",
     "foundry_catalog",
     "foundry_model_ids",
     "get_model",
     "get_sku",
+    "kaito_catalog",
+    "kaito_crd",
+    "kaito_preset_names",
+    "kaito_workspace_schema",
     "known_max_seq_length",
     "list_models",
     "list_skus",
     "model_aliases",
+    "parse_quantity",
     "resolve_max_seq_length",
     "sku_names",
 ]

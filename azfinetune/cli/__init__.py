@@ -13,6 +13,8 @@ from azfinetune.cli.cancel import cancel
 from azfinetune.cli.data_cmd import data
 from azfinetune.cli.demo import demo
 from azfinetune.cli.deploy import deploy
+from azfinetune.cli.export import export
+from azfinetune.cli.import_cmd import import_cmd
 from azfinetune.cli.list_cmd import list_jobs
 from azfinetune.cli.logs import logs
 from azfinetune.cli.plan import plan
@@ -32,6 +34,8 @@ COMMANDS: dict[str, click.Command] = {
     "data": data,
     "demo": demo,
     "deploy": deploy,
+    "export": export,
+    "import": import_cmd,
     "list": list_jobs,
     "logs": logs,
     "plan": plan,

@@ -16,6 +16,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from azfinetune.cli._app import Application
+    from azfinetune.cli._kaito_flags import KaitoFlags
     from azfinetune.cli.jobs import WorkspaceFlags
     from azfinetune.client import FoundryClient, FoundryReport, JobService
     from azfinetune.planner import TokenPlan
@@ -99,9 +100,16 @@ def job_client(
     *,
     spec: FineTuneSpec | None = None,
     name: str | None = None,
+    kaito: KaitoFlags | None = None,
 ) -> JobService:
-    """The client of the service that runs the job: Foundry for foundry specs, Foundry flags and `ftjob-` ids,
-    else the Azure ML workspace."""
+    """The client of the service that runs the job: Kaito's cluster for kaito specs and --context/--namespace,
+    Foundry for foundry specs, Foundry flags and `ftjob-` ids, else the Azure ML workspace."""
+    from azfinetune.targets import get_target
+
+    if kaito is not None and (
+        get_target(spec.target.kind).service == "kaito" if spec is not None else kaito.given
+    ):
+        return kaito.client(spec)
     if is_foundry(foundry, spec=spec, name=name):
         return foundry.client(spec)
     return workspace.client(spec)
@@ -167,7 +175,7 @@ def _token_report(spec: FineTuneSpec, *, exact: bool) -> tuple[Any, str | None]:
         return (
             validate_data(
                 path,
-                task=spec.task.value,
+                task=spec.data_kind,
                 model=spec.model if exact else None,
                 max_seq_length=None,
                 serverless=True,

@@ -20,6 +20,8 @@ REACH_FLAGS = (
     "--workspace",
     "--foundry-endpoint",
     "--foundry-api-key-env",
+    "--context",
+    "--namespace",
 )
 
 

@@ -21,7 +21,7 @@ from azfinetune.cli._app import Application
     type=click.Choice(["yaml", "json"]),
     default="yaml",
     show_default=True,
-    help="yaml: for `az ml job create -f`; json: the REST body azure-ai-ml sends.",
+    help="yaml: for `az ml job create -f` (kaito: `kubectl apply -f -`); json: the REST body azure-ai-ml sends.",
 )
 @click.option(
     "-o",

@@ -7,6 +7,7 @@ from rich.markup import escape
 
 from azfinetune.cli._app import Application
 from azfinetune.cli._foundry_flags import FoundryFlags, foundry_options, job_client
+from azfinetune.cli._kaito_flags import KaitoFlags, kaito_options
 from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_workspace_options, styled_status
 
 
@@ -14,6 +15,7 @@ from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_workspace_options
 @click.argument("name")
 @job_workspace_options
 @foundry_options
+@kaito_options
 @click.option("--json", "as_json", is_flag=True, help="Print the job after the request as JSON.")
 @click.pass_obj
 def cancel(
@@ -21,10 +23,11 @@ def cancel(
     name: str,
     workspace: WorkspaceFlags,
     foundry: FoundryFlags,
+    kaito: KaitoFlags,
     as_json: bool,
 ) -> None:
     """Cancel job NAME (a finished job stays as it is)."""
-    client = job_client(workspace, foundry, name=name)
+    client = job_client(workspace, foundry, name=name, kaito=kaito)
     if as_json:
         echo_json(client.cancel(name).to_dict())
         return

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from azft_contract import TASKS, ContractError
+from azft_contract import DATA_KINDS, ContractError
 from azft_contract import parse_columns as parse_column_items
 from rich.console import Console
 
@@ -36,7 +36,13 @@ def data() -> None:
 
 @data.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--task", "-t", required=True, type=click.Choice(TASKS), help="What the data is for.")
+@click.option(
+    "--task",
+    "-t",
+    required=True,
+    type=click.Choice(DATA_KINDS),
+    help="What the data is for (preference: the prompt/chosen/rejected pairs of dpo and orpo).",
+)
 @click.option("--model", "-m", help="Model folder (or a cached hub id) whose tokenizer counts the tokens.")
 @click.option("--max-seq-length", type=click.IntRange(min=1), help="Count the examples longer than this.")
 @click.option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shlex
 import time
 from pathlib import Path
@@ -97,6 +98,30 @@ def demo(app: Application, spec_path: Path | None, outputs: Path | None, overrid
     app.out.print(f"user:       {escape(question)}")
     app.out.print(f"base model: {escape(before)!r}")
     app.out.print(f"fine-tuned: {escape(after)!r}")
+
+    if importlib.util.find_spec("onnxruntime_genai") is None:
+        app.out.print(
+            "(ONNX Runtime: install azfinetune[onnx] and the demo also exports the model for onnxruntime-genai)"
+        )
+    else:
+        from azfinetune.local import export_finished_run, find_finished_run
+        from azfinetune.quickstart import generate_reply_onnx
+        from azfinetune.spec import OnnxExportSpec
+
+        app.out.print(
+            Rule(f"7. azfinetune export {result.run_dir.name} --onnx (onnxruntime-genai, fp32, CPU)")
+        )
+        onnx_dir, parity = export_finished_run(
+            find_finished_run(result.run_dir), OnnxExportSpec(precision="fp32", execution_provider="cpu")
+        )
+        onnx_reply = generate_reply_onnx(onnx_dir, adapter_dir, DEMO_PROMPT)
+        app.out.print(f"ONNX model: {escape(str(onnx_dir))} (built in {parity['export_seconds']:.0f} s)")
+        app.out.print(f"PyTorch:           {escape(after)!r}")
+        app.out.print(f"onnxruntime-genai: {escape(onnx_reply)!r}")
+        app.out.print(
+            f"greedy tokens agree with PyTorch's merged model: {parity['token_agreement']:.0%} over "
+            f"{parity['prompts']} validation prompts"
+        )
     app.out.print(Rule())
     plan_line = shlex.join(next_command(spec_path))
     app.out.print(

@@ -6,6 +6,7 @@ import click
 
 from azfinetune.cli._app import Application
 from azfinetune.cli._foundry_flags import FoundryFlags, foundry_options, job_client
+from azfinetune.cli._kaito_flags import KaitoFlags, kaito_options
 from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_table, job_workspace_options, parse_since
 
 
@@ -23,6 +24,7 @@ from azfinetune.cli.jobs import WorkspaceFlags, echo_json, job_table, job_worksp
 @click.option("--all", "all_jobs", is_flag=True, help="Every job in the workspace, not only azfinetune's.")
 @job_workspace_options
 @foundry_options
+@kaito_options
 @click.option("--json", "as_json", is_flag=True, help="Print the jobs as a JSON list.")
 @click.pass_obj
 def list_jobs(
@@ -34,11 +36,12 @@ def list_jobs(
     all_jobs: bool,
     workspace: WorkspaceFlags,
     foundry: FoundryFlags,
+    kaito: KaitoFlags,
     as_json: bool,
 ) -> None:
     """List jobs, newest first."""
     cutoff = parse_since(since) if since else None
-    client = job_client(workspace, foundry)
+    client = job_client(workspace, foundry, kaito=kaito)
     infos = client.list(
         status=statuses or None, spec_name=spec_name, since=cutoff, limit=limit, all_jobs=all_jobs
     )

@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from azfinetune.cli._app import Application
 from azfinetune.cli._foundry_flags import FoundryFlags, foundry_options, job_client
+from azfinetune.cli._kaito_flags import KaitoFlags, kaito_options
 from azfinetune.cli.jobs import WorkspaceFlags, job_workspace_options, styled_status
 
 
@@ -22,6 +23,7 @@ from azfinetune.cli.jobs import WorkspaceFlags, job_workspace_options, styled_st
 )
 @job_workspace_options
 @foundry_options
+@kaito_options
 @click.option(
     "--json", "as_json", is_flag=True, help="One JSON object per event (status change or log line)."
 )
@@ -33,10 +35,11 @@ def logs(
     timeout: float | None,
     workspace: WorkspaceFlags,
     foundry: FoundryFlags,
+    kaito: KaitoFlags,
     as_json: bool,
 ) -> None:
     """Print the logs of job NAME (the training process's output)."""
-    client = job_client(workspace, foundry, name=name)
+    client = job_client(workspace, foundry, name=name, kaito=kaito)
     current_file: str | None = None
     for event in client.stream(name, follow=follow, timeout=timeout):
         if as_json:

@@ -126,7 +126,7 @@ def _data_report(spec: FineTuneSpec, *, exact: bool) -> tuple[Any, str | None]:
     try:
         report = validate_data(
             path,
-            task=spec.task.value,
+            task=spec.data_kind,
             model=model,
             max_seq_length=known_max_seq_length(spec.training.max_seq_length, spec.model),
             columns=spec.data.columns.as_dict() if spec.data.columns else None,
@@ -183,6 +183,19 @@ def render_plan(app: Application, result: Plan) -> None:
         f"micro-batch {setup.micro_batch} × {setup.seq_len} tokens, {setup.precision}, {checkpointing}, "
         f"optimizer {setup.optimizer}, DeepSpeed {result.zero}"
     )
+    if setup.objective != "sft":
+        if setup.objective == "orpo":
+            passes = "no reference model"
+        elif setup.uses_adapter:
+            passes = "+ a reference forward per step on the base with the adapter off (no copy)"
+        elif setup.reference_copy:
+            passes = "+ a reference forward per step on a frozen copy of the model"
+        else:
+            passes = "+ one reference forward over the data before training (precomputed)"
+        out.print(
+            f"  objective: {setup.objective}, chosen and rejected in each forward "
+            f"({setup.micro_batch} pairs = {setup.micro_batch * 2} sequences per micro-batch), {passes}"
+        )
     if result.sku:
         gpus = f"{result.nodes} node(s) × {result.gpus_per_node} GPU(s)"
         out.print(
@@ -220,6 +233,8 @@ def render_plan(app: Application, result: Plan) -> None:
     else:
         free = ""
     out.print(f"[{style}]{label}[/{style}]{free}")
+    if result.disk is not None:
+        out.print(f"node disk: {escape(result.disk)} ({escape(result.disk_note or '')})")
     ram = f" of {_gib(result.cpu_ram_capacity)} GiB" if result.cpu_ram_capacity is not None else ""
     cpu_parts = ", ".join(f"{escape(i.name)} {_gib(i.bytes)}" for i in result.cpu_items)
     out.print(f"host RAM per node: {_gib(result.cpu_ram_needed)} GiB{ram} ({cpu_parts})")

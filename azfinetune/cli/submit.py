@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from azfinetune.cli._app import Application
 from azfinetune.cli._foundry_flags import FoundryFlags, foundry_next_step_flags, foundry_options, job_client
+from azfinetune.cli._kaito_flags import KaitoFlags, kaito_next_step_flags, kaito_options
 from azfinetune.cli.jobs import WorkspaceFlags, echo_json, next_steps, styled_status, workspace_options
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 )
 @workspace_options
 @foundry_options
+@kaito_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option(
     "--allow-no-fit",
@@ -67,6 +69,7 @@ def submit(
     allow_retired: bool,
     workspace: WorkspaceFlags,
     foundry: FoundryFlags,
+    kaito: KaitoFlags,
     as_json: bool,
     allow_no_fit: bool = False,
     resume_from: str | None = None,
@@ -95,7 +98,7 @@ def submit(
     if new_run and "force_rerun" in type(loaded.target).model_fields:
         # A deliberate new run: every pipeline step runs again instead of reusing an identical earlier one.
         loaded.target.force_rerun = True  # type: ignore[union-attr]
-    client = job_client(workspace, foundry, spec=loaded)
+    client = job_client(workspace, foundry, spec=loaded, kaito=kaito)
     run_suffix = datetime.now(timezone.utc).strftime("r%Y%m%d%H%M%S") if new_run else None
     if not as_json and not dry_run:
         with app.err.status(f"submitting {escape(loaded.name)}…"):
@@ -127,7 +130,12 @@ def _report(
     if as_json:
         echo_json(result.to_dict())
         return
-    _print_submitted(app, result, waited=wait, flags=foundry_next_step_flags(client))
+    _print_submitted(
+        app,
+        result,
+        waited=wait,
+        flags=foundry_next_step_flags(client) or kaito_next_step_flags(client).strip(),
+    )
 
 
 def _is_job_file(path: str) -> bool:

@@ -1,7 +1,7 @@
 """Talking to Azure ML: which workspace, Azure's errors as ours, uploads, results, and FineTuneClient.
 
 FineTuneClient submits a spec exactly once (its name comes from the spec and its data), then follows, lists and
-cancels its jobs. Nothing here prints; nothing below this package touches the network."""
+cancels its jobs; FoundryClient and KaitoClient do the same for Azure AI Foundry and Kaito on Kubernetes. Nothing here prints; nothing below this package touches the network."""
 
 from azfinetune.client._client import FineTuneClient, use_ml_client
 from azfinetune.client._errors import is_name_conflict, is_transient, map_azure_error, redact
@@ -13,6 +13,7 @@ from azfinetune.client._foundry import (
     is_foundry_job_id,
     use_foundry_credential,
 )
+from azfinetune.client._kaito import KaitoClient, kaito_status
 from azfinetune.client._results import TERMINAL_STATUSES, JobEvent, JobInfo, SubmittedJob, UploadedFile
 from azfinetune.client._service import JobService
 from azfinetune.client._settings import DATASTORE, RETRY_SETTINGS, SUBMIT_ATTEMPTS
@@ -30,6 +31,7 @@ __all__ = [
     "JobEvent",
     "JobInfo",
     "JobService",
+    "KaitoClient",
     "SubmittedJob",
     "UploadedFile",
     "WorkspaceConfig",
@@ -37,6 +39,7 @@ __all__ = [
     "is_foundry_job_id",
     "is_name_conflict",
     "is_transient",
+    "kaito_status",
     "map_azure_error",
     "redact",
     "resolve_workspace",

@@ -177,7 +177,7 @@ def _check_offline(spec: FineTuneSpec, *, allow_retired: bool) -> CheckReport:
             raise DataError(
                 f"data.{role}: {summary}{details}",
                 report=data_report,
-                hint=f"run `azfinetune data validate {spec.data.files()[role]} --task {spec.task.value}`",
+                hint=f"run `azfinetune data validate {spec.data.files()[role]} --task {spec.data_kind}`",
             )
     check_not_retired(spec, allow_retired=allow_retired)
     return report

@@ -72,12 +72,18 @@ def render_report(report: DataReport) -> RenderableType:
     token_table.add_column(style="dim")
     token_table.add_column()
     token_table.add_row("counted with", tokens.method)
-    token_table.add_row("examples", _num(tokens.counted))
+    token_table.add_row("sequences (both sides)" if stats.sides else "examples", _num(tokens.counted))
     token_table.add_row("total", _num(tokens.total))
     token_table.add_row(
         "per example",
         f"min {_num(tokens.min)} · median {_num(tokens.median)} · p95 {_num(tokens.p95)} · max {_num(tokens.max)}",
     )
+    for side, side_tokens in (stats.sides or {}).items():
+        token_table.add_row(
+            f"prompt + {side}",
+            f"min {_num(side_tokens.min)} · median {_num(side_tokens.median)} · p95 {_num(side_tokens.p95)} · "
+            f"max {_num(side_tokens.max)}",
+        )
     if tokens.max_seq_length:
         token_table.add_row(
             f"> max_seq_length {tokens.max_seq_length:,}", f"{tokens.over_max_seq_length or 0:,} (truncated)"

@@ -94,6 +94,9 @@ class DataStats:
     shapes: dict[str, int] = field(default_factory=dict)
     labels: LabelSummary | None = None
     tokens: TokenStats = field(default_factory=lambda: TokenStats(method="approx:chars/4"))
+    # Preference pairs (dpo, orpo): each side counted as the trainer sees it, prompt + chosen and prompt +
+    # rejected; `tokens` then counts both sequences of every pair (the trainer runs both).
+    sides: dict[str, TokenStats] | None = None
 
     @property
     def shape(self) -> str | None:
@@ -119,6 +122,7 @@ class DataStats:
             "shapes": dict(self.shapes),
             "labels": self.labels.to_dict() if self.labels else None,
             "tokens": self.tokens.to_dict(),
+            **({"sides": {k: v.to_dict() for k, v in self.sides.items()}} if self.sides else {}),
         }
 
 

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
-from azft_contract import MIN_EXAMPLES, SERVERLESS_MAX_BYTES, ContractError, FileReader, LabelCounts
+from azft_contract import (
+    MIN_EXAMPLES,
+    PREFERENCE,
+    SERVERLESS_MAX_BYTES,
+    ContractError,
+    FileReader,
+    LabelCounts,
+)
 from azft_contract import detect_columns as _contract_detect_columns
 from azft_contract import normalize_task as _contract_normalize_task
 from azft_contract.lines import BATCH_SIZE, CHUNK_SIZE, LineBatch
@@ -269,6 +276,8 @@ class _Validator(FileReader):  # type: ignore[misc]
         self.pending_lines: list[int] = []
         self.pending: list[Any] = []
         self.chat = self.task == "chat-completion"
+        self.preference = self.task == PREFERENCE
+        self.sides = {"chosen": TokenHistogram(), "rejected": TokenHistogram()} if self.preference else None
         self.text_input = _TEXT_INPUTS.get(self.task)
         key = self.checker.columns.get("messages", "messages")
         self.fast = FastChatPath(key) if self.chat else None
@@ -374,7 +383,10 @@ class _Validator(FileReader):  # type: ignore[misc]
             return
         pending = self.pending
         text_input = self.text_input
-        pending.append(example["messages"] if text_input is None else text_input(example))
+        if self.preference:
+            pending.append(example)
+        else:
+            pending.append(example["messages"] if text_input is None else text_input(example))
         self.pending_lines.append(line)
         if len(pending) >= _PENDING:
             self.flush()
@@ -385,6 +397,8 @@ class _Validator(FileReader):  # type: ignore[misc]
             return
         if self.chat:
             self.chat_tokens(self.pending, self.pending_lines)
+        elif self.preference:
+            self.pair_tokens(self.pending, self.pending_lines)
         else:
             self.tokens(self.counter.texts(self.pending), self.pending_lines)
         self.pending = []
@@ -414,7 +428,40 @@ class _Validator(FileReader):  # type: ignore[misc]
                 continue
             self.tokens(lengths, [line])
 
-    def tokens(self, lengths: list[int], lines: Iterable[int] | range) -> None:
+    def pair_tokens(self, pairs: list[dict[str, Any]], lines: list[int]) -> None:
+        """Count both sides of preference pairs (prompt + chosen, prompt + rejected) as the trainer renders them;
+        a pair whose conversation the model's chat template refuses is an error at its line."""
+        assert self.sides is not None
+        counted: dict[str, list[int]] = {"chosen": [], "rejected": []}
+        kept: list[int] = []
+        errors = _template_errors() if isinstance(self.counter, TokenizerCounter) else ()
+        for pair, line in zip(pairs, lines, strict=True):
+            try:
+                pair_lengths = {side: self._side_length(pair, side) for side in ("chosen", "rejected")}
+            except errors as error:
+                self.valid_examples -= 1
+                self.issue(
+                    "chat_template_error",
+                    line,
+                    f"the model's chat template cannot render this pair: {error}",
+                    hint="the trainer renders prompt + answer with this template; follow its rules (e.g. "
+                    "alternating user/assistant turns) or fine-tune another model",
+                )
+                continue
+            kept.append(line)
+            for side, n in pair_lengths.items():
+                counted[side].append(n)
+        for side, side_lengths in counted.items():
+            self.sides[side].update(side_lengths)
+            self.tokens(side_lengths, kept, what=f"prompt + {side}")
+
+    def _side_length(self, pair: Mapping[str, Any], side: str) -> int:
+        prompt, answer = pair["prompt"], pair[side]
+        if isinstance(answer, list):
+            return self.counter.chat([[*prompt, *answer]])[0]
+        return self.counter.texts([TextExample((prompt, answer))])[0]
+
+    def tokens(self, lengths: list[int], lines: Iterable[int] | range, *, what: str = "") -> None:
         self.histogram.update(lengths)
         limit = self.max_seq_length
         if not limit or max(lengths, default=0) <= limit:
@@ -427,7 +474,8 @@ class _Validator(FileReader):  # type: ignore[misc]
             self.issue(
                 "exceeds_max_seq_length",
                 line,
-                f"{n} tokens, more than max_seq_length {limit}: the trainer truncates it",
+                f"{what + ': ' if what else ''}{n} tokens, more than max_seq_length {limit}: the trainer "
+                "truncates it",
                 severity="warning",
                 hint="shorten or split long examples, or raise max_seq_length",
             )
@@ -469,7 +517,14 @@ class _Validator(FileReader):  # type: ignore[misc]
         method = self.counter.method
         if self.chat and isinstance(self.counter, TokenizerCounter):
             method = self.counter.chat_method
+        if self.preference and isinstance(self.counter, TokenizerCounter):
+            method = self.counter.chat_method
         stats.tokens = self.histogram.stats(method, max_seq_length=self.max_seq_length, epochs=self.epochs)
+        if self.sides is not None:
+            stats.sides = {
+                side: histogram.stats(method, max_seq_length=self.max_seq_length, epochs=self.epochs)
+                for side, histogram in self.sides.items()
+            }
 
 
 def _template_errors() -> tuple[type[BaseException], ...]:

@@ -63,6 +63,12 @@ class TrainingSetup:
     num_labels: int = 2
     nodes: int = 1
     gpus_per_node: int = 1
+    #: sft | dpo | orpo. A preference objective runs each pair's chosen and rejected sequence in one forward.
+    objective: str = "sft"
+    #: dpo's reference policy: auto (the adapter-disabled base for adapters, a frozen copy for full) | precomputed.
+    reference: str = "auto"
+    #: Reference forward passes per trained token: dpo 1 (every step), precomputed 1/epochs (once), else 0.
+    reference_passes: float = 0.0
 
     @property
     def world_size(self) -> int:
@@ -77,8 +83,18 @@ class TrainingSetup:
         return self.zero_stage > 0
 
     @property
+    def sequences_per_example(self) -> int:
+        """Sequences one example puts in the forward pass: 2 for a preference pair (chosen and rejected)."""
+        return 2 if self.objective in ("dpo", "orpo") else 1
+
+    @property
+    def reference_copy(self) -> bool:
+        """dpo keeps a second, frozen copy of the model: full fine-tuning with reference auto."""
+        return self.objective == "dpo" and self.technique == "full" and self.reference == "auto"
+
+    @property
     def tokens_per_micro_batch(self) -> int:
-        return self.micro_batch * self.seq_len
+        return self.micro_batch * self.sequences_per_example * self.seq_len
 
     @property
     def zero_label(self) -> str:
@@ -339,7 +355,8 @@ def _logit_bytes(shape: ModelShape, setup: TrainingSetup) -> tuple[int, str]:
     tokens = setup.tokens_per_micro_batch
     if setup.task in CAUSAL_TASKS:
         width = shape.vocab_size
-        what = f"{setup.micro_batch}×{setup.seq_len} tokens × vocab {width}"
+        pairs = " pairs × 2 (chosen, rejected) × " if setup.sequences_per_example == 2 else "×"
+        what = f"{setup.micro_batch}{pairs}{setup.seq_len} tokens × vocab {width}"
     else:
         width = setup.num_labels
         what = f"{setup.micro_batch}×{setup.seq_len} tokens × {width} labels"
@@ -537,6 +554,9 @@ def estimate_memory(
         else:
             states(n_t, "adapter")
 
+    if setup.objective == "dpo":
+        items.append(_reference_item(setup, counts))
+
     if stage:
         h2 = shape.hidden_size**2
         buckets = int((0.9 + 1.0) * h2 * 2) if stage == 3 else 2 * h2 * 2
@@ -650,6 +670,28 @@ def estimate_memory(
         )
     )
     return MemoryEstimate(items=tuple(items), cpu_items=tuple(cpu), counts=counts)
+
+
+def _reference_item(setup: TrainingSetup, counts: ParameterCounts) -> MemoryItem:
+    """dpo's reference policy: a frozen copy of the whole model for full fine-tuning (TRL loads it in the training
+    dtype, ZeRO-3 shards it like the policy, ZeRO-1/2 leave it whole); nothing for adapters, whose reference is the
+    base with the adapter switched off, nor for precomputed log-probabilities."""
+    if setup.uses_adapter:
+        return MemoryItem("reference model", 0, "the frozen base with the adapter switched off: no copy")
+    if not setup.reference_copy:
+        return MemoryItem("reference model", 0, "log-probabilities precomputed before training: no copy kept")
+    dtype = 4 if setup.precision == "fp32" else 2
+    n = counts.total
+    if setup.zero_stage == 3 and setup.offload_params:
+        return MemoryItem("reference model (frozen copy)", 0, "on the CPU (ZeRO-3 parameter offload)")
+    if setup.zero_stage == 3:
+        world = setup.world_size
+        return MemoryItem(
+            "reference model (frozen copy)", dtype * n // world, f"{dtype} B × {n:,} / {world} GPUs (ZeRO-3)"
+        )
+    return MemoryItem(
+        "reference model (frozen copy)", dtype * n, f"{dtype} B × {n:,}, no gradients or optimizer"
+    )
 
 
 def _optimizer_note(optimizer: str, master: int) -> str:

@@ -10,7 +10,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any, cast
 
-from azfinetune.catalog import find_model, get_sku, list_skus, resolve_max_seq_length
+from azfinetune.catalog import (
+    find_kaito_preset,
+    find_model,
+    get_sku,
+    kaito_catalog,
+    list_skus,
+    resolve_max_seq_length,
+)
 from azfinetune.errors import CatalogError, PlanError
 from azfinetune.planner._assumptions import DEFAULT_ASSUMPTIONS, GIB, PlannerAssumptions
 from azfinetune.planner._memory import (
@@ -203,6 +210,8 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     assumptions: PlannerAssumptions = DEFAULT_ASSUMPTIONS
     local_ram: int | None = None
+    disk: str | None = None  # the node disk the platform asks for (Kaito's preset), a Kubernetes quantity
+    disk_note: str | None = None
 
     @property
     def tokens(self) -> int | None:
@@ -249,6 +258,11 @@ class Plan:
                 "optimizer": setup.optimizer,
                 "lora_r": setup.lora_r if setup.uses_adapter else None,
                 "target_modules": list(setup.target_modules),
+                **(
+                    {"objective": setup.objective, "sequences_per_example": setup.sequences_per_example}
+                    if setup.objective != "sft"
+                    else {}
+                ),
             },
             "parameters": self.parameters,
             "trainable_parameters": self.trainable_parameters,
@@ -281,6 +295,8 @@ class Plan:
             "recommendations": list(self.recommendations),
             "warnings": list(self.warnings),
             "assumptions": self.assumptions.to_dict(),
+            "disk": self.disk,
+            "disk_note": self.disk_note,
         }
 
 
@@ -343,6 +359,13 @@ def setup_from_spec(
     if tokens is not None and tokens.max_tokens and not training.packing:
         seq = max(1, min(seq, tokens.max_tokens))
     targets = resolve_target_modules(shape, lora.target_modules) if technique != "full" else ()
+    objective = method.objective.value
+    preference = method.effective_preference
+    reference = preference.reference if preference is not None and objective == "dpo" else "auto"
+    passes = 0.0
+    if objective == "dpo":
+        # Every step runs the reference forward on the same pairs; precomputed runs it once, before training.
+        passes = 1.0 if reference == "auto" else 1.0 / max(training.epochs, 1.0)
     return TrainingSetup(
         technique=cast(Technique, technique),  # the spec's enum holds exactly these values
         lora_r=lora.r,
@@ -362,6 +385,9 @@ def setup_from_spec(
         num_labels=num_labels or 2,
         nodes=nodes,
         gpus_per_node=gpus_per_node,
+        objective=objective,
+        reference=reference,
+        reference_passes=passes,
     )
 
 
@@ -500,11 +526,26 @@ def plan(
         assumptions=assume,
         local_ram=local_ram,
     )
+    if kind == "kaito":
+        result.disk, result.disk_note = _kaito_disk(spec)
     search = _Search(shape, setup, spec, tokens, flops, assume)
     result.alternatives = search.alternatives(result, vm)
     result.recommendations = search.recommendations(result, vm)
     result.warnings.extend(_warnings(spec, result, vm, shape, model_shape is not None))
     return result
+
+
+def _kaito_disk(spec: FineTuneSpec) -> tuple[str | None, str | None]:
+    """The node disk of the spec's Kaito preset (its DiskStorageRequirement)."""
+    name = getattr(spec.target, "preset", None)
+    catalog = kaito_catalog()
+    preset = catalog.preset(name) if name else find_kaito_preset(spec.model)
+    if preset is None:
+        return None, None
+    return preset.disk, (
+        f"Kaito {catalog.release}'s preset {preset.name} asks for {preset.disk} of node disk (its weights, the data "
+        "and the adapter)"
+    )
 
 
 def predicted_peak_memory(
@@ -612,6 +653,9 @@ class _Search:
         self._skus: list[SkuLike] | None = None
         self.cheapest_cache: dict[str, Alternative | None] = {}
         self.ranks: dict[tuple[Any, ...], tuple[float, int, int]] = {}
+        # Kaito tunes LoRA/QLoRA on one node with its own launcher: no DeepSpeed, no other techniques.
+        self.kaito = spec.target.kind == "kaito"
+        self.techniques: tuple[str, ...] = ("lora", "qlora") if self.kaito else _TECHNIQUES
 
     def setup_for(self, technique: str, zero: Zero, gpn: int, nodes: int) -> TrainingSetup:
         stage, off_opt, off_params = zero
@@ -747,6 +791,8 @@ class _Search:
         )
 
     def zero_options(self, technique: str, world: int) -> list[Zero]:
+        if self.kaito:
+            return [(0, False, False)]
         options = []
         for stage, off_opt, off_params in _ZERO_OPTIONS:
             if world == 1 and stage and not off_opt:
@@ -766,7 +812,7 @@ class _Search:
         # Rank every candidate first (no memory arithmetic needed), then take the first that fits.
         candidates: list[tuple[tuple[float, int, int], SkuLike, int, Zero]] = []
         for vm in self.skus():
-            node_counts = _NODE_COUNTS if getattr(vm, "infiniband", False) else (1,)
+            node_counts = _NODE_COUNTS if getattr(vm, "infiniband", False) and not self.kaito else (1,)
             for nodes in node_counts:
                 for zero in self.zero_options(technique, vm.gpus * nodes):
                     candidates.append((self.rank(technique, zero, vm, vm.gpus, nodes), vm, nodes, zero))
@@ -792,12 +838,12 @@ class _Search:
         gpn = vm.gpus if vm is not None else result.gpus_per_node
         nodes = result.nodes
         role = "on this SKU" if vm is not None else "memory only"
-        for technique in _TECHNIQUES:
+        for technique in self.techniques:
             # Without a VM size the rows only compare memory, so ZeRO settings (which need GPUs) are left out.
             zeros = self.zero_options(technique, gpn * nodes) if vm is not None else [(0, False, False)]
             for zero in zeros:
                 add(self.evaluate(technique, zero, vm, gpn, nodes, role))
-        for technique in _TECHNIQUES:
+        for technique in self.techniques:
             best = self.cheapest(technique)
             if best is not None:
                 add(best)
@@ -882,7 +928,7 @@ class _Search:
                     f"{how} all {world} GPU(s) of {vm.name} ({_gib(free)} free per GPU; method.deepspeed)"
                 )
                 break
-        for technique in _TECHNIQUES:
+        for technique in self.techniques:
             if technique == base.technique:
                 continue
             for zero in self.zero_options(technique, world):
@@ -903,7 +949,7 @@ class _Search:
 
     def _cheapest_line(self, result: Plan, vm: SkuLike | None) -> list[str]:
         best: Alternative | None = None
-        for technique in _TECHNIQUES:
+        for technique in self.techniques:
             alt = self.cheapest(technique)
             if alt is not None and (best is None or self.rank_of(alt) < self.rank_of(best)):
                 best = alt

@@ -141,6 +141,8 @@ def training_tokens(
     training = spec.training
     seq_limit = resolve_max_seq_length(training.max_seq_length, spec.model)
     global_batch = training.per_device_batch_size * training.gradient_accumulation_steps * setup.world_size
+    # dpo/orpo: an example is a pair, two sequences (a data report counts both sides; a step takes pairs).
+    sides = setup.sequences_per_example
     numbers = _report_numbers(data_report) if data_report is not None else None
     examples: int | None = None
     mean: float | None = None
@@ -181,13 +183,14 @@ def training_tokens(
     steps: int | None = None
     if training.max_steps > 0:
         per_example = mean if mean is not None else float(seq_limit)
-        tokens = int(training.max_steps * global_batch * per_example)
+        tokens = int(training.max_steps * global_batch * sides * per_example)
         steps = training.max_steps
-        source += f"; max_steps {training.max_steps} × {global_batch} sequences × {per_example:.0f} tokens"
+        what = f"{global_batch} pairs × 2 sequences" if sides == 2 else f"{global_batch} sequences"
+        source += f"; max_steps {training.max_steps} × {what} × {per_example:.0f} tokens"
     elif per_epoch is not None:
         sequences = per_epoch / seq_limit if training.packing else examples
         if sequences:
-            steps = max(1, math.ceil(sequences * training.epochs / global_batch))
+            steps = max(1, math.ceil(sequences / sides * training.epochs / global_batch))
     return TokenEstimate(
         tokens=tokens,
         tokens_per_epoch=per_epoch,
@@ -225,7 +228,10 @@ def training_flops(
     * frozen-base adapters (LoRA/QLoRA/DoRA): forward 2·N_mm; backward only the activation gradients of
       the frozen weights, 2·N_mm (no weight gradients); attention 3× its forward either way; plus the
       adapters' own 6·N_t — i.e. (4·N_mm + 6·N_t)·D + 6·L·s·d·D;
-    * gradient checkpointing recomputes the forward once more: + F (and + 2·N_t for adapters).
+    * gradient checkpointing recomputes the forward once more: + F (and + 2·N_t for adapters);
+    * dpo: the reference policy's forward (no gradients) on the same tokens, + F per step, or + F / epochs when
+      its log-probabilities are precomputed (TrainingSetup.reference_passes); orpo has no reference. The tokens
+      of a preference pair are both sequences, chosen and rejected (training_tokens counts them).
     """
     s = context if context is not None else float(setup.seq_len)
     attention = 2 * shape.num_layers * s * shape.num_heads * shape.attention_head_dim
@@ -239,6 +245,7 @@ def training_flops(
         per_token = 2 * matmul + 3 * attention + 6 * n_t
         if setup.gradient_checkpointing:
             per_token += matmul + attention + 2 * n_t
+    per_token += setup.reference_passes * (matmul + attention)
     return per_token * tokens
 
 

@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from azft_contract import DPO_LOSS_TYPES, data_kind
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -35,9 +36,11 @@ __all__ = [
     "LoraSpec",
     "LrScheduler",
     "MethodSpec",
+    "Objective",
     "OnnxExportSpec",
     "Optimizer",
     "Precision",
+    "PreferenceSpec",
     "Priority",
     "QuantizationSpec",
     "RegisterSpec",
@@ -79,6 +82,18 @@ class Technique(str, enum.Enum):
     QLORA = "qlora"
     DORA = "dora"
     FULL = "full"
+
+
+class Objective(str, enum.Enum):
+    """What the training optimizes: supervised next-token loss, or a preference objective on chosen/rejected pairs."""
+
+    SFT = "sft"
+    DPO = "dpo"
+    ORPO = "orpo"
+
+    @property
+    def is_preference(self) -> bool:
+        return self is not Objective.SFT
 
 
 class Precision(str, enum.Enum):
@@ -131,8 +146,16 @@ class DataColumns(StrictModel):
     label: Annotated[str | None, Field(description="Label column (text classification).")] = None
     tokens: Annotated[str | None, Field(description="Token list column (token classification).")] = None
     tags: Annotated[str | None, Field(description="Tag list column (token classification).")] = None
-    prompt: Annotated[str | None, Field(description="Prompt column (text completion).")] = None
+    prompt: Annotated[
+        str | None, Field(description="Prompt column (text completion; dpo/orpo: text or messages).")
+    ] = None
     completion: Annotated[str | None, Field(description="Completion column (text completion).")] = None
+    chosen: Annotated[
+        str | None, Field(description="Preferred answer column (dpo, orpo): text or assistant messages.")
+    ] = None
+    rejected: Annotated[
+        str | None, Field(description="Rejected answer column (dpo, orpo): text or assistant messages.")
+    ] = None
     context: Annotated[str | None, Field(description="Context column (question answering).")] = None
     question: Annotated[str | None, Field(description="Question column (question answering).")] = None
     answers: Annotated[str | None, Field(description="Answers column (question answering).")] = None
@@ -257,10 +280,50 @@ class DeepSpeedSpec(StrictModel):
     offload_params: Annotated[bool, Field(description="Offload parameters to CPU (ZeRO-3 only).")] = False
 
 
+def _dpo_loss_type(value: Any) -> Any:
+    if value not in DPO_LOSS_TYPES:
+        raise ValueError(f"must be one of {', '.join(DPO_LOSS_TYPES)}, got {value!r}")
+    return value
+
+
+class PreferenceSpec(StrictModel):
+    """Settings of a preference objective (method.objective dpo or orpo)."""
+
+    beta: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=100,
+            description="dpo: how far the policy may move from the reference (higher = closer); orpo: the weight "
+            "of the odds-ratio term next to the chosen answers' loss.",
+        ),
+    ] = 0.1
+    loss_type: Annotated[
+        str,
+        BeforeValidator(_dpo_loss_type),
+        Field(description=f"dpo only: TRL's DPO loss, one of {', '.join(DPO_LOSS_TYPES)}."),
+    ] = "sigmoid"
+    reference: Annotated[
+        Literal["auto", "precomputed"],
+        Field(
+            description="dpo only: auto = the frozen base through the adapter (lora, qlora, dora: no extra copy) "
+            "or a frozen copy of the model (full); precomputed = the reference's log-probabilities computed once "
+            "before training, no reference kept in memory (one extra pass over the data).",
+        ),
+    ] = "auto"
+
+
 class MethodSpec(StrictModel):
-    """The fine-tuning technique and its settings."""
+    """The fine-tuning technique, the objective, and their settings."""
 
     technique: Annotated[Technique, Field(description="lora | qlora | dora | full.")] = Technique.LORA
+    objective: Annotated[
+        Objective,
+        Field(description="sft (supervised) | dpo | orpo (preference pairs: prompt, chosen, rejected)."),
+    ] = Objective.SFT
+    preference: Annotated[
+        PreferenceSpec | None, Field(description="Settings of the preference objective (dpo, orpo).")
+    ] = None
     lora: Annotated[LoraSpec | None, Field(description="Adapter settings (lora, qlora, dora).")] = None
     quantization: Annotated[
         QuantizationSpec | None, Field(description="Quantization of the base (qlora only).")
@@ -276,6 +339,13 @@ class MethodSpec(StrictModel):
     def effective_lora(self) -> LoraSpec:
         """The adapter settings, defaults filled in."""
         return self.lora or LoraSpec()
+
+    @property
+    def effective_preference(self) -> PreferenceSpec | None:
+        """The preference settings, defaults filled in, for dpo and orpo; None for sft."""
+        if not self.objective.is_preference:
+            return None
+        return self.preference or PreferenceSpec()
 
     @property
     def effective_quantization(self) -> QuantizationSpec | None:
@@ -634,6 +704,11 @@ class FineTuneSpec(StrictModel):
     # -- helpers used by the rest of the package -------------------------------------------------
 
     @property
+    def data_kind(self) -> str:
+        """What the data files hold, as the contract's readers name it: the task (sft) or "preference" (dpo, orpo)."""
+        return data_kind(self.task.value, self.method.objective.value)
+
+    @property
     def base_dir(self) -> Path:
         """Folder that relative paths in the spec are relative to (the spec file's folder)."""
         return self._base_dir
@@ -667,7 +742,12 @@ class FineTuneSpec(StrictModel):
         unset = {key for key in _LATER_TRAINING_KEYS if getattr(self.training, key) is None}
         if unset:
             exclude["training"] = unset
-        return json.loads(self.model_dump_json(exclude=exclude))  # type: ignore[no-any-return]
+        data: dict[str, Any] = json.loads(self.model_dump_json(exclude=exclude))
+        # Likewise an sft spec hashes as it did before method.objective existed.
+        method = data["method"]
+        if method.get("objective") == Objective.SFT.value and method.get("preference") is None:
+            del method["objective"], method["preference"]
+        return data
 
     def content_hash(self, *extra: str) -> str:
         """sha256 of the canonical spec (plus any extra strings, e.g. data file hashes)."""

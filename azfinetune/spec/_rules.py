@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from azft_contract import COLUMNS
+from azft_contract import COLUMNS, PREFERENCE_TASKS, data_kind
 
 from azfinetune.errors import Issue
 
@@ -119,17 +119,61 @@ def _deepspeed(spec: FineTuneSpec) -> Iterator[Issue]:
 
 
 @_rule
+def _preference(spec: FineTuneSpec) -> Iterator[Issue]:
+    """method.objective dpo/orpo: a generative task, settings of its own objective only, no packing."""
+    method, training = spec.method, spec.training
+    objective = method.objective.value
+    if not method.objective.is_preference:
+        if method.preference is not None:
+            yield Issue(
+                "method.preference",
+                "preference settings are only used by method.objective dpo or orpo, not sft",
+                hint="remove method.preference, or set method.objective: dpo (or orpo)",
+            )
+        return
+    if spec.task.value not in PREFERENCE_TASKS:
+        yield Issue(
+            "method.objective",
+            f"{objective} trains a generative model on preference pairs, not {spec.task.value}",
+            hint=f"use task {' or '.join(PREFERENCE_TASKS)}, or method.objective: sft",
+        )
+    preference = method.preference
+    if objective == "orpo" and preference is not None:
+        for key in ("loss_type", "reference"):
+            if key in preference.model_fields_set:
+                yield Issue(
+                    f"method.preference.{key}",
+                    f"orpo has no reference model and one loss of its own: {key} is a dpo setting",
+                    hint=f"remove method.preference.{key}, or set method.objective: dpo",
+                )
+    if training.packing:
+        yield Issue(
+            "training.packing",
+            f"{objective} compares the chosen and the rejected answer of each pair: pairs cannot be packed",
+            hint="set training.packing: false",
+        )
+    if "mask_prompt" in training.model_fields_set and not training.mask_prompt:
+        yield Issue(
+            "training.mask_prompt",
+            f"{objective} scores the chosen and rejected answers only, never the prompt",
+            hint="remove training.mask_prompt",
+        )
+
+
+@_rule
 def _columns_of_the_task(spec: FineTuneSpec) -> Iterator[Issue]:
-    """data.columns may name only the task's own logical columns (the contract's table): the job refuses others."""
+    """data.columns may name only the logical columns of the data (the contract's table): the job refuses others."""
     if spec.data.columns is None:
         return
-    own = COLUMNS[spec.task.value]
+    kind = data_kind(spec.task.value, spec.method.objective.value)
+    own = COLUMNS[kind]
+    what = f"{spec.method.objective.value} preference data" if kind != spec.task.value else spec.task.value
     for key in spec.data.columns.as_dict():
         if key not in own:
             yield Issue(
                 f"data.columns.{key}",
-                f"{spec.task.value} has no {key!r} column",
-                hint=f"{spec.task.value} reads: {', '.join(own)}",
+                f"{what} has no {key!r} column",
+                hint=f"{what} reads: {', '.join(own)}",
             )
 
 

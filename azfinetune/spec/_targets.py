@@ -21,6 +21,9 @@ __all__ = [
     "CommandTarget",
     "FinetuningJobTarget",
     "FoundryTarget",
+    "KaitoInput",
+    "KaitoOutput",
+    "KaitoTarget",
     "LocalTarget",
     "PipelineTarget",
     "Priority",
@@ -45,6 +48,7 @@ class TargetKind(str, enum.Enum):
     SERVERLESS = "serverless"
     FINETUNING_JOB = "finetuning-job"
     FOUNDRY = "foundry"
+    KAITO = "kaito"
     LOCAL = "local"
 
 
@@ -419,6 +423,180 @@ class FoundryTarget(TargetModel):
         return TargetResources(None, 1, None, priority, None, "serverless")
 
 
+# -- Kaito on Kubernetes (AKS) ------------------------------------------------------------------------------------
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+# A container image reference: [registry[:port]/]path[:tag][@digest] (docker/distribution's grammar, loosely).
+_IMAGE = re.compile(
+    r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?"
+)
+
+
+def _dns_label(value: str, what: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a Kubernetes {what} (at most 63 lowercase letters, digits and '-')"
+        )
+    return value
+
+
+def _dns_subdomain(value: str, what: str) -> str:
+    if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a Kubernetes {what} name (lowercase letters, digits, '-' and '.', at most 253)"
+        )
+    return value
+
+
+def _image(value: str) -> str:
+    if len(value) > 512 or not _IMAGE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a container image reference such as myacr.azurecr.io/data:0.0.1")
+    return value
+
+
+def _label_key(key: str) -> str:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+        raise ValueError(f"label key {key!r}: the prefix before '/' must be a DNS subdomain")
+    if len(name) > 63 or not _LABEL_NAME.fullmatch(name):
+        raise ValueError(f"label key {key!r}: the name must be 1-63 letters, digits, '-', '_' or '.'")
+    return key
+
+
+class KaitoInput(_Fields):
+    """Where Kaito reads the training data: exactly one of public URLs, a PersistentVolumeClaim or an image."""
+
+    urls: Annotated[
+        list[str] | None,
+        Field(
+            description="Public https URLs of the data files (no SAS or credentials); downloaded to /mnt/data."
+        ),
+    ] = None
+    pvc: Annotated[
+        str | None,
+        Field(description="PersistentVolumeClaim (in the namespace) holding the data, mounted at /mnt/data."),
+    ] = None
+    image: Annotated[str | None, Field(description="Container image with the data in its /data folder.")] = (
+        None
+    )
+    image_pull_secrets: Annotated[
+        list[str] | None, Field(description="Secrets (names) for pulling the input image.")
+    ] = None
+
+    @field_validator("pvc")
+    @classmethod
+    def _pvc(cls, value: str | None) -> str | None:
+        return None if value is None else _dns_subdomain(value, "PersistentVolumeClaim")
+
+    @field_validator("image")
+    @classmethod
+    def _image_ref(cls, value: str | None) -> str | None:
+        return None if value is None else _image(value)
+
+    @field_validator("image_pull_secrets")
+    @classmethod
+    def _secrets(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or []:
+            _dns_subdomain(name, "Secret")
+        return value
+
+
+class KaitoOutput(_Fields):
+    """Where Kaito writes the adapter: an image pushed with a push secret, or a PersistentVolumeClaim."""
+
+    image: Annotated[
+        str | None, Field(description="Image the adapter is pushed to, e.g. myacr.azurecr.io/adapter:0.0.1.")
+    ] = None
+    image_push_secret: Annotated[
+        str | None,
+        Field(description="Secret (name, in the namespace) with the registry credentials for the push."),
+    ] = None
+    pvc: Annotated[
+        str | None, Field(description="PersistentVolumeClaim (in the namespace) the adapter is saved to.")
+    ] = None
+
+    @field_validator("image")
+    @classmethod
+    def _image_ref(cls, value: str | None) -> str | None:
+        return None if value is None else _image(value)
+
+    @field_validator("image_push_secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        return None if value is None else _dns_subdomain(value, "Secret")
+
+    @field_validator("pvc")
+    @classmethod
+    def _pvc(cls, value: str | None) -> str | None:
+        return None if value is None else _dns_subdomain(value, "PersistentVolumeClaim")
+
+
+class KaitoTarget(TargetModel):
+    """A Kaito tuning Workspace (kaito.sh/v1beta1) and its ConfigMap on a Kubernetes cluster (AKS's AI toolchain
+    operator): Kaito's training code and preset images on the cluster's GPU nodes."""
+
+    kind: Annotated[
+        Literal["kaito"], Field(description="kaito: a Kaito tuning Workspace on your Kubernetes cluster.")
+    ] = "kaito"
+    namespace: Annotated[str, Field(description="Namespace of the Workspace and its ConfigMap.")] = "default"
+    context: Annotated[
+        str | None,
+        Field(description="kubeconfig context to submit with (else the current one, or in-cluster)."),
+    ] = None
+    instance_type: Annotated[
+        str | None,
+        Field(
+            description="GPU node VM size, e.g. Standard_NC24ads_A100_v4 (needed when Kaito provisions the node)."
+        ),
+    ] = None
+    label_selector: Annotated[
+        dict[str, str] | None,
+        Field(description="matchLabels of the GPU nodes (default app: <the Workspace's name>)."),
+    ] = None
+    input: Annotated[
+        KaitoInput | None,
+        Field(description="Data source: urls, pvc or image (default: data.train when it is an https URL)."),
+    ] = None
+    output: Annotated[
+        KaitoOutput, Field(description="Adapter destination: image + image_push_secret, or pvc.")
+    ]
+    preset: Annotated[
+        str | None, Field(description="Kaito tuning preset name (default: the preset of the spec's model).")
+    ] = None
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return _dns_label(value, "namespace")
+
+    @field_validator("context")
+    @classmethod
+    def _context(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("label_selector")
+    @classmethod
+    def _labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key, label in (value or {}).items():
+            _label_key(key)
+            if not isinstance(label, str) or (
+                label and (len(label) > 63 or not _LABEL_NAME.fullmatch(label))
+            ):
+                raise ValueError(
+                    f"label {key}: {label!r} is not a label value (at most 63 letters, digits, '-', '_', '.')"
+                )
+        return value
+
+    def resources(self) -> TargetResources:
+        # Kaito runs one pod on one node and gives it every GPU of the node's size.
+        return TargetResources(self.instance_type, 1, None, "dedicated", None, "vm")
+
+
 #: kind -> its model, in the order the docs list them.
 TARGET_MODELS: dict[str, type[TargetModel]] = {
     "local": LocalTarget,
@@ -428,6 +606,7 @@ TARGET_MODELS: dict[str, type[TargetModel]] = {
     "serverless": ServerlessTarget,
     "finetuning-job": FinetuningJobTarget,
     "foundry": FoundryTarget,
+    "kaito": KaitoTarget,
 }
 
 
@@ -450,6 +629,7 @@ TargetSpec = Annotated[
     | Annotated[RegistryPipelineTarget, Tag("registry-pipeline")]
     | Annotated[ServerlessTarget, Tag("serverless")]
     | Annotated[FinetuningJobTarget, Tag("finetuning-job")]
-    | Annotated[FoundryTarget, Tag("foundry")],
+    | Annotated[FoundryTarget, Tag("foundry")]
+    | Annotated[KaitoTarget, Tag("kaito")],
     Discriminator(target_kind_of),
 ]

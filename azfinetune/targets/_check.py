@@ -157,7 +157,7 @@ def _validate_data_files(spec: FineTuneSpec) -> dict[str, DataReport]:
     for role, ref in spec.data.local_files().items():
         reports[role] = validate_data(
             spec.resolve_path(ref),
-            task=spec.task.value,
+            task=spec.data_kind,
             model=str(model) if model else None,
             max_seq_length=known_max_seq_length(spec.training.max_seq_length, spec.model),
             columns=columns,

@@ -48,6 +48,11 @@ def folder_sha256(folder: Path) -> str:
     return digest.hexdigest()
 
 
+#: Target kinds whose jobs run Azure's own code, not jobs/src (filled in by TargetBase subclasses as they are
+#: defined: a kind that is not here counts as running our code, so its job name sees the code).
+AZURE_CODE_KINDS: set[str] = set()
+
+
 def spec_fingerprint(spec: FineTuneSpec) -> str:
     """sha256 of what defines the job: the canonical spec, its description, the content of every local data
     file, and — for the kinds that run this project's code — of the environment folder and of the job code
@@ -70,11 +75,9 @@ def _folder_fingerprints(spec: FineTuneSpec) -> list[str]:
     from azfinetune.errors import AzFineTuneError
     from azfinetune.targets._environment import is_environment_folder
     from azfinetune.targets._paths import job_code_dir, resolve_environment_dir
-    from azfinetune.targets._registry import TARGETS
 
     found: list[str] = []
-    target = TARGETS.get(spec.target.kind)
-    if target is not None and not target.runs_our_code:
+    if spec.target.kind in AZURE_CODE_KINDS:
         return found
     with contextlib.suppress(AzFineTuneError, OSError):
         found.append(f"code={folder_sha256(job_code_dir())}")

@@ -153,6 +153,11 @@ def entrypoint_args(
     values: dict[str, Any] = {_INPUT_DEST[name]: value for name, value in inputs.items()}
     values.update({_OUTPUT_DEST[name]: value for name, value in outputs.items()})
     values.update(task=spec.task.value, technique=method.technique.value)
+    preference = method.effective_preference
+    if preference is not None:  # sft sends no objective flags: its command lines are those of before
+        values.update(objective=method.objective.value, beta=preference.beta)
+        if method.objective.value == "dpo":
+            values.update(loss_type=preference.loss_type, reference=preference.reference)
     if method.uses_adapter:
         lora = method.effective_lora
         values.update(
@@ -189,7 +194,7 @@ def entrypoint_args(
         save_total_limit=training.save_total_limit,
         save_steps=training.save_steps,
     )
-    if spec.task.value == "chat-completion":
+    if spec.task.value == "chat-completion" and preference is None:
         values["mask_prompt"] = training.mask_prompt
     try:
         return command_args(values)
@@ -207,7 +212,7 @@ def data_columns(spec: FineTuneSpec) -> dict[str, str]:
     if spec.data.is_remote(reference):
         return given
     try:
-        return detect_columns(spec.resolve_path(reference), spec.task.value, given or None)
+        return detect_columns(spec.resolve_path(reference), spec.data_kind, given or None)
     except (ContractError, OSError):
         return given  # validate reports the unreadable file with its line; the job's reader would too
 
@@ -280,7 +285,17 @@ def entrypoint_value_sources(spec: FineTuneSpec) -> list[ValueSource]:
         key = "method.lora.target_modules"
         note = None if is_user_set(spec, key) else "auto: the catalog's modules of the model"
         found.append(ValueSource("--target-modules", modules, source(key), True, key, note))
-    if spec.task.value == "chat-completion":
+    preference = spec.method.effective_preference
+    if preference is not None:
+        key = "method.objective"
+        found.append(ValueSource("--objective", spec.method.objective.value, SPEC, True, key))
+        settings = [("--beta", "beta")]
+        if spec.method.objective.value == "dpo":
+            settings += [("--loss-type", "loss_type"), ("--reference", "reference")]
+        for flag, name in settings:
+            key = f"method.preference.{name}"
+            found.append(ValueSource(flag, getattr(preference, name), source(key), True, key))
+    if spec.task.value == "chat-completion" and preference is None:
         key = "training.mask_prompt"
         found.append(ValueSource("--mask-prompt", spec.training.mask_prompt, source(key), True, key))
     for flag, key, unset in (

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from azfinetune.catalog import find_model
 from azfinetune.errors import Issue
-from azfinetune.spec import FineTuneSpec, Task
+from azfinetune.spec import FineTuneSpec, OnnxExportSpec, Task
 
 __all__ = [
     "EXPORT_MODULE",
@@ -77,15 +77,19 @@ def onnx_model_name(model_name: str) -> str:
 
 
 def onnx_export_args(
-    spec: FineTuneSpec,
+    spec: FineTuneSpec | OnnxExportSpec,
     *,
     base_model: str,
     adapter: str | None,
     output_dir: str,
     validation: str | None = None,
 ) -> list[str]:
-    """The export step's command line (after `python -m export_onnx`) for the spec's export.onnx section."""
-    onnx = spec.export.onnx if spec.export is not None else None
+    """The export step's command line (after `python -m export_onnx`) for a spec's export.onnx section (or an
+    OnnxExportSpec, as `azfinetune export RUN --onnx` builds from its flags)."""
+    if isinstance(spec, OnnxExportSpec):
+        onnx: OnnxExportSpec | None = spec
+    else:
+        onnx = spec.export.onnx if spec.export is not None else None
     if onnx is None:
         raise ValueError("the spec has no export.onnx section")
     args = ["--base-model", base_model, "--output-dir", output_dir]

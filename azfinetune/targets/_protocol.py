@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from azfinetune.errors import Issue
-from azfinetune.spec import FineTuneSpec, TargetModel, Task, Technique
+from azfinetune.spec import FineTuneSpec, Objective, TargetModel, Task, Technique
+from azfinetune.targets._common import AZURE_CODE_KINDS
 from azfinetune.targets._entrypoint import entrypoint_value_sources
 from azfinetune.targets._export import ExportFormat, export_job
 from azfinetune.targets._provenance import ValueSource
@@ -61,6 +62,11 @@ class Target(Protocol):
     def techniques(self) -> frozenset[Technique]: ...
 
     @property
+    def objectives(self) -> frozenset[Objective]:
+        """What the kind's training can optimize (method.objective): sft, and the preference objectives it runs."""
+        ...
+
+    @property
     def service(self) -> str:
         """Which service's client submits and follows its jobs: "azureml", "local" (or a later platform's)."""
         ...
@@ -91,8 +97,20 @@ class TargetBase(abc.ABC):
     summary: ClassVar[str]
     tasks: ClassVar[frozenset[Task]] = frozenset(Task)
     techniques: ClassVar[frozenset[Technique]] = frozenset(Technique)
+    #: Supervised only unless a kind says it runs a preference objective (its trainer must implement it).
+    objectives: ClassVar[frozenset[Objective]] = frozenset({Objective.SFT})
     runs_our_code: ClassVar[bool] = False
     service: ClassVar[str] = "azureml"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("kind")
+        if isinstance(kind, str):
+            # The job name's fingerprint leaves jobs/src out for these (targets._common.spec_fingerprint).
+            if cls.runs_our_code:
+                AZURE_CODE_KINDS.discard(kind)
+            else:
+                AZURE_CODE_KINDS.add(kind)
 
     def rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
         yield from common_rules(spec, today=self.today(), our_code=self.runs_our_code)

@@ -7,11 +7,12 @@ import datetime as dt
 from collections.abc import Iterator
 
 from azfinetune.errors import Issue, UserInputError
-from azfinetune.spec import TARGET_MODELS, FineTuneSpec, LocalTarget
+from azfinetune.spec import TARGET_MODELS, FineTuneSpec, LocalTarget, Objective
 from azfinetune.targets import (
     command,
     finetuning_job,
     foundry,
+    kaito,
     local,
     pipeline,
     registry_pipeline,
@@ -31,6 +32,7 @@ TARGETS: dict[str, Target] = {
     "serverless": serverless.TARGET,
     "finetuning-job": finetuning_job.TARGET,
     "foundry": foundry.TARGET,
+    "kaito": kaito.TARGET,
 }
 assert list(TARGETS) == list(TARGET_MODELS), "every target kind of the spec has a target, and no other"
 
@@ -61,6 +63,15 @@ def _supported(target: Target, spec: FineTuneSpec) -> Iterator[Issue]:
             "method.technique",
             f"target.kind {target.kind} cannot do {technique.value} (it does {can})",
             hint=f"use target.kind {_and(others)} for {technique.value}" if others else None,
+        )
+    objective = spec.method.objective
+    if objective not in target.objectives:
+        others = [kind for kind, other in TARGETS.items() if objective in other.objectives]
+        can = ", ".join(o.value for o in Objective if o in target.objectives)
+        yield Issue(
+            "method.objective",
+            f"target.kind {target.kind} cannot train with the {objective.value} objective (it trains {can})",
+            hint=f"use target.kind {_and(others)} for {objective.value}" if others else None,
         )
 
 

@@ -188,11 +188,14 @@ def _checkpoint_selection(spec: FineTuneSpec) -> Iterator[Issue]:
     metric = spec.training.metric_for_best_model
     if metric is None:
         return
-    known = BEST_MODEL_METRICS.get(spec.task.value, ("loss",))
+    preference = spec.method.objective.is_preference
+    # dpo/orpo: the preference trainer's own eval loss (its reward metrics are not checkpoint metrics here).
+    known = ("loss",) if preference else BEST_MODEL_METRICS.get(spec.task.value, ("loss",))
+    what = f"{spec.method.objective.value} on {spec.task.value}" if preference else spec.task.value
     if metric not in known:
         yield Issue(
             "training.metric_for_best_model",
-            f"azfinetune's trainer computes {', '.join(known)} for {spec.task.value}, not {metric}",
+            f"azfinetune's trainer computes {', '.join(known)} for {what}, not {metric}",
             hint=f"use one of {', '.join(known)}, or target.kind: registry-pipeline for the registry's metrics",
         )
     if spec.data.validation is None:

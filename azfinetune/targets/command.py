@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from azfinetune.catalog import find_model, get_sku
 from azfinetune.errors import BuildError, CatalogError, Issue
-from azfinetune.spec import CommandTarget, FineTuneSpec, model_kind
+from azfinetune.spec import CommandTarget, FineTuneSpec, Objective, model_kind
 from azfinetune.targets._checkpoints import CHECKPOINTS_OUTPUT, RESUME_INPUT, checkpoints_output, resume_input
 from azfinetune.targets._common import azfinetune_tags, job_name
 from azfinetune.targets._deepspeed import write_deepspeed_config
@@ -276,6 +276,7 @@ class _Command(TargetBase):
     fields = CommandTarget
     summary = "CommandJob: jobs/src/finetune + environments/finetune-gpu on your AmlCompute GPU cluster"
     tasks = ENTRYPOINT_TASKS
+    objectives = frozenset(Objective)  # the entry point trains sft, dpo and orpo
 
     def own_rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
         yield from our_code_rules(spec)

@@ -15,14 +15,22 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
+from azft_contract import ContractError, detect_columns
 
 from azfinetune.catalog import FoundryModel, find_foundry_model, foundry_catalog, foundry_model_ids
 from azfinetune.errors import BuildError, Issue
-from azfinetune.spec import FineTuneSpec, FoundryTarget, Task, Technique
+from azfinetune.spec import FineTuneSpec, FoundryTarget, Objective, Task, Technique
 from azfinetune.targets._common import file_sha256, spec_fingerprint
 from azfinetune.targets._export import ExportFormat
 from azfinetune.targets._protocol import TargetBase
 from azfinetune.targets._rules import is_user_set
+
+#: The layout Foundry's DPO reads (its docs' "input", "preferred_output", "non_preferred_output"), by logical column.
+FOUNDRY_PREFERENCE_COLUMNS = {
+    "prompt": "input",
+    "chosen": "preferred_output",
+    "rejected": "non_preferred_output",
+}
 
 __all__ = [
     "FOUNDRY_HYPERPARAMETERS",
@@ -245,7 +253,13 @@ def build_foundry_job(spec: FineTuneSpec, *, run_suffix: str | None = None) -> F
     if is_user_set(spec, "training.seed"):
         body["seed"] = training.seed
     body["metadata"] = metadata
-    body["method"] = {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}}
+    method = "supervised"
+    if spec.method.objective is Objective.DPO:
+        method = "dpo"
+        preference = spec.method.effective_preference
+        if preference is not None and is_user_set(spec, "method.preference.beta"):
+            hyperparameters["beta"] = preference.beta  # else the service's own default
+    body["method"] = {"type": method, method: {"hyperparameters": hyperparameters}}
     body["trainingType"] = request_value
     return FoundryJob(
         name=suffix,
@@ -374,6 +388,44 @@ def _method_rules(spec: FineTuneSpec) -> Iterator[Issue]:
             )
 
 
+def _objective_rules(spec: FineTuneSpec, model: FoundryModel | None) -> Iterator[Issue]:
+    """method.objective dpo: a model Foundry trains with DPO, beta as its only setting, data in its DPO layout."""
+    if spec.method.objective is not Objective.DPO:
+        return
+    if model is not None and "dpo" not in model.methods:
+        offering = [m.id for m in foundry_catalog().models if "dpo" in m.methods]
+        yield Issue(
+            "method.objective",
+            f"Foundry trains {model.id} with {', '.join(model.methods)} only, not dpo "
+            f"(catalog of {foundry_catalog().retrieved})",
+            hint=f"use a model Foundry trains with dpo ({', '.join(offering)}), or fine-tune {spec.model} with "
+            "dpo on your own compute (target.kind: command)",
+        )
+    for key in ("loss_type", "reference"):
+        if is_user_set(spec, f"method.preference.{key}"):
+            yield Issue(
+                f"method.preference.{key}",
+                "Foundry's dpo takes beta only: it chooses the loss and keeps the reference model itself",
+                hint=f"remove method.preference.{key}, or use target.kind: command to set it",
+            )
+    ref = spec.data.train
+    if spec.data.is_remote(ref) or not spec.resolve_path(ref).is_file():
+        return  # _data_rules and file_issues report these
+    try:
+        found = detect_columns(spec.resolve_path(ref), spec.data_kind)
+    except (ContractError, OSError):
+        return  # data validation reports the unreadable file with its line
+    if found != FOUNDRY_PREFERENCE_COLUMNS:
+        layout = ", ".join(f"{v!r}" for v in found.values())
+        yield Issue(
+            "data.train",
+            f'Foundry\'s dpo reads {{"input": {{"messages": [...]}}, "preferred_output": [...], '
+            f'"non_preferred_output": [...]}} per line; this file has {layout}',
+            hint="write the pairs in Foundry's layout (prompt -> input.messages, chosen -> preferred_output, "
+            "rejected -> non_preferred_output), or train them with target.kind: command",
+        )
+
+
 def _data_rules(spec: FineTuneSpec) -> Iterator[Issue]:
     rules = foundry_catalog().data_rules
     data = spec.data
@@ -406,7 +458,8 @@ def _data_rules(spec: FineTuneSpec) -> Iterator[Issue]:
     if data.columns is not None:
         yield Issue(
             "data.columns",
-            "Foundry reads the chat format's own keys ('messages'); columns cannot be renamed",
+            "Foundry reads its own keys ('messages'; dpo: input, preferred_output, non_preferred_output); columns "
+            "cannot be renamed",
             hint="rename the keys in the files and remove data.columns",
         )
 
@@ -453,6 +506,7 @@ class _Foundry(TargetBase):
     )
     tasks = frozenset({Task.CHAT_COMPLETION})
     techniques = frozenset({Technique.LORA})
+    objectives = frozenset({Objective.SFT, Objective.DPO})  # dpo where the model offers it (_objective_rules)
     service = "foundry"
 
     def rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
@@ -464,6 +518,7 @@ class _Foundry(TargetBase):
         yield from _model_rules(spec, model)
         yield from _training_rules(spec, model)
         yield from _method_rules(spec)
+        yield from _objective_rules(spec, model)
         yield from _data_rules(spec)
         yield from _spec_rules(spec)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from azfinetune.errors import Issue
 from azfinetune.hf_cache import hf_cached, huggingface_cache_dir
-from azfinetune.spec import FineTuneSpec, LocalTarget, model_kind
+from azfinetune.spec import FineTuneSpec, LocalTarget, Objective, model_kind
 from azfinetune.targets._entrypoint import ENTRYPOINT_TASKS
 from azfinetune.targets._protocol import TargetBase
 from azfinetune.targets._rules import catalog_model
@@ -132,6 +132,7 @@ class _Local(TargetBase):
     fields = LocalTarget
     summary = "the command job's command line, run in a subprocess on this machine"
     tasks = ENTRYPOINT_TASKS
+    objectives = frozenset(Objective)  # the entry point trains sft, dpo and orpo
 
     def own_rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
         yield from local_rules(spec)

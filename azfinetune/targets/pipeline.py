@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from azfinetune.catalog import resolve_max_seq_length
 from azfinetune.errors import BuildError, Issue
-from azfinetune.spec import FineTuneSpec, PipelineTarget
+from azfinetune.spec import FineTuneSpec, Objective, PipelineTarget
 from azfinetune.targets._checkpoints import CHECKPOINTS_OUTPUT, RESUME_INPUT, checkpoints_output, resume_input
 from azfinetune.targets._common import TAG_PREFIX, azfinetune_tags, job_name
 from azfinetune.targets._deepspeed import write_deepspeed_config
@@ -259,6 +259,8 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
     eval_role = next(role for role in ("test", "validation", "train") if f"{role}_file" in job_inputs)
     model_is_id = isinstance(job_inputs["model"], str)
     task = spec.task.value
+    # dpo/orpo: the validate and evaluate steps read preference pairs (sft passes nothing: the steps' default).
+    objective = {"objective": spec.method.objective.value} if spec.method.objective.is_preference else {}
 
     def steps(**pipeline_inputs: Any) -> dict[str, Any]:
         data = {role: pipeline_inputs.get(f"{role}_file") for role in ("train", "validation", "test")}
@@ -270,6 +272,7 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
             test_file=data["test"],
             columns=columns,
             max_seq_length=resolve_max_seq_length(spec.training.max_seq_length, spec.model),
+            **objective,
         )
         _place(validate_data, computes["validate_data"])
         ft_bound = {"model": pipeline_inputs["model"], "train": validate_data.outputs.train_data}
@@ -318,6 +321,7 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
             split=eval_role,
             columns=columns,
             max_seq_length=resolve_max_seq_length(spec.training.max_seq_length, spec.model),
+            **objective,
         )
         _place(evaluate, computes["evaluate"])
         outputs["metrics"] = evaluate.outputs.metrics
@@ -464,6 +468,7 @@ class _Pipeline(TargetBase):
     fields = PipelineTarget
     summary = "PipelineJob: validate data -> fine-tune -> merge -> evaluate -> register, on your clusters"
     tasks = ENTRYPOINT_TASKS
+    objectives = frozenset(Objective)  # the entry point trains sft, dpo and orpo
 
     def own_rules(self, spec: FineTuneSpec) -> Iterator[Issue]:
         yield from our_code_rules(spec)

@@ -86,6 +86,7 @@ class FakeFoundryModel:
     n_epochs: tuple[float | None, float | None]  # (min, max); None: unbounded
     batch_size: tuple[float | None, float | None]
     learning_rate_multiplier: tuple[float | None, float | None]  # (above, max)
+    methods: frozenset[str] = frozenset({"supervised"})  # method.type values: supervised, dpo
 
 
 def catalog_models() -> dict[str, FakeFoundryModel]:
@@ -105,6 +106,7 @@ def catalog_models() -> dict[str, FakeFoundryModel]:
                 ranges.learning_rate_multiplier.above,
                 ranges.learning_rate_multiplier.max,
             ),
+            methods=frozenset(model.methods),
         )
     return models
 
@@ -906,11 +908,23 @@ def _check_hyperparameters(
 ) -> tuple[str, str, str | None] | None:
     method = body.get("method")
     hyperparameters = body.get("hyperparameters") or {}
+    known = {"n_epochs", "batch_size", "learning_rate_multiplier"}
     if method is not None:
-        if not isinstance(method, dict) or method.get("type") != "supervised":
-            return "invalidPayload", "method.type must be 'supervised' for this model.", "method"
-        supervised = method.get("supervised") or {}
-        hyperparameters = supervised.get("hyperparameters") or {}
+        kind = method.get("type") if isinstance(method, dict) else None
+        if kind not in model.methods:
+            offered = " or ".join(repr(m) for m in sorted(model.methods))
+            return "invalidPayload", f"method.type must be {offered} for this model.", "method"
+        assert isinstance(method, dict) and isinstance(kind, str)
+        hyperparameters = (method.get(kind) or {}).get("hyperparameters") or {}
+        if kind == "dpo":
+            known.add("beta")
+            beta = hyperparameters.get("beta") if isinstance(hyperparameters, dict) else None
+            if (
+                beta is not None
+                and beta != "auto"
+                and (isinstance(beta, bool) or not isinstance(beta, int | float) or beta <= 0)
+            ):
+                return "invalidPayload", "beta must be a positive number or 'auto'.", "beta"
     if not isinstance(hyperparameters, dict):
         return "invalidPayload", "hyperparameters must be an object.", "hyperparameters"
     for name, bounds, integer in (
@@ -937,7 +951,7 @@ def _check_hyperparameters(
         too_low = low is not None and (value <= low if name == "learning_rate_multiplier" else value < low)
         if too_low or (high is not None and value > high):
             return "invalidPayload", f"{name} {value} is out of range for {model.id}.", name
-    unknown = sorted(set(hyperparameters) - {"n_epochs", "batch_size", "learning_rate_multiplier"})
+    unknown = sorted(set(hyperparameters) - known)
     if unknown:
         return "invalidPayload", f"Unknown hyperparameter(s): {', '.join(unknown)}.", unknown[0]
     return None
@@ -957,6 +971,12 @@ def _check_jsonl(data: bytes) -> tuple[str | None, int]:
             record = json.loads(line)
         except ValueError:
             return f"line {number} is not JSON", examples
+        if isinstance(record, dict) and "preferred_output" in record:  # a DPO example (input + two outputs)
+            problem = _check_preference_line(record, number)
+            if problem is not None:
+                return problem, examples
+            examples += 1
+            continue
         messages = record.get("messages") if isinstance(record, dict) else None
         if not isinstance(messages, list) or not messages:
             return f"line {number} has no 'messages' list", examples
@@ -974,11 +994,25 @@ def _check_jsonl(data: bytes) -> tuple[str | None, int]:
     return None, examples
 
 
+def _check_preference_line(record: dict[str, Any], number: int) -> str | None:
+    """The DPO layout: input.messages, and preferred_output / non_preferred_output of assistant messages."""
+    prompt = record.get("input")
+    messages = prompt.get("messages") if isinstance(prompt, dict) else None
+    if not isinstance(messages, list) or not messages:
+        return f"line {number} has no 'input.messages' list"
+    for key in ("preferred_output", "non_preferred_output"):
+        output = record.get(key)
+        if not isinstance(output, list) or not output:
+            return f"line {number} has no '{key}' list"
+        if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in output):
+            return f"line {number}: '{key}' needs an assistant message"
+    return None
+
+
 def _epochs(body: Mapping[str, Any]) -> int:
     method = body.get("method") or {}
-    hyperparameters = (
-        (method.get("supervised") or {}).get("hyperparameters") or body.get("hyperparameters") or {}
-    )
+    kind = method.get("type") or "supervised"
+    hyperparameters = (method.get(kind) or {}).get("hyperparameters") or body.get("hyperparameters") or {}
     value = hyperparameters.get("n_epochs", 3)
     return value if isinstance(value, int) and value > 0 else 3
 

@@ -1,4 +1,5 @@
-"""pytest plugin (entry point `pytest11`): the `fake_workspace` and `fake_foundry` fixtures, one active fake per test."""
+"""pytest plugin (entry point `pytest11`): the `fake_workspace`, `fake_foundry` and `fake_kubernetes` fixtures, one
+active fake per test."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 if TYPE_CHECKING:
     from azfinetune.testing.fake_foundry import FakeFoundry
+    from azfinetune.testing.fake_kubernetes import FakeKubernetes
     from azfinetune.testing.fake_workspace import FakeWorkspace
 
 
@@ -22,6 +24,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "fake_foundry(**kwargs): keyword arguments for the `fake_foundry` fixture's FakeFoundry "
         "(project, api_key, progression, file_polls, keep_metadata, ...)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "fake_kubernetes(**kwargs): keyword arguments for the `fake_kubernetes` fixture's FakeKubernetes "
+        "(namespaces, token, progression, node_auto_provisioning, ...)",
     )
 
 
@@ -49,4 +56,18 @@ def fake_foundry(request: pytest.FixtureRequest) -> Iterator[FakeFoundry]:
     if marker is not None:
         kwargs.update(marker.kwargs)
     with FakeFoundry(**kwargs) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_kubernetes(request: pytest.FixtureRequest) -> Iterator[FakeKubernetes]:
+    """A running FakeKubernetes with Kaito (configure it with `@pytest.mark.fake_kubernetes(...)`); it serves on
+    127.0.0.1, so under pytest-socket mark the test `@pytest.mark.allow_hosts(["127.0.0.1"])`."""
+    from azfinetune.testing.fake_kubernetes import FakeKubernetes
+
+    kwargs: dict[str, Any] = {}
+    marker = request.node.get_closest_marker("fake_kubernetes")
+    if marker is not None:
+        kwargs.update(marker.kwargs)
+    with FakeKubernetes(**kwargs) as fake:
         yield fake

@@ -45,6 +45,32 @@ def assistant(text: str, **extra: Any) -> dict[str, Any]:
     return {"role": "assistant", "content": text, **extra}
 
 
+def pair(i: int) -> dict[str, Any]:
+    """A preference pair as message lists: a prompt, the chosen and the rejected reply."""
+    return {
+        "prompt": [user(f"What is {i} + {i}?")],
+        "chosen": [assistant(f"{2 * i}.")],
+        "rejected": [assistant(f"{2 * i + 1}, I think.")],
+    }
+
+
+def text_pair(i: int) -> dict[str, Any]:
+    return {"prompt": f"Q: {i} + {i} = ?", "chosen": f" {2 * i}", "rejected": f" {2 * i + 1}"}
+
+
+def conversation_pair(i: int) -> dict[str, Any]:
+    """Whole conversations, no prompt column: the prompt is everything before the last message."""
+    prompt = [{"role": "system", "content": "You are terse."}, user(f"What is {i} + {i}?")]
+    return {
+        "chosen": [*prompt, assistant(f"{2 * i}.")],
+        "rejected": [*prompt, assistant(f"{2 * i + 1}, I think.")],
+    }
+
+
+def _pairs(make: Any = pair, n: int = 12) -> list[dict[str, Any]]:
+    return [make(i) for i in range(n)]
+
+
 @dataclass
 class Case:
     """One file of the corpus and the issue it must produce."""
@@ -103,6 +129,7 @@ def _insert(good: list[dict[str, Any]], at: int, *bad: Any) -> bytes:
 
 
 CHAT = "chat-completion"
+PREF = "preference"  # the data kind of method.objective dpo and orpo
 CASES: list[Case] = [
     # ---- file-level (JSON Lines) ----------------------------------------------------------------
     Case("invalid_json", CHAT, jsonl(b'{"messages": [}', at=3), "invalid_json", 3),
@@ -583,6 +610,139 @@ CASES: list[Case] = [
         "warning",
         options={"columns": {"source_lang": "en", "target_lang": "en"}},
     ),
+    # ---- preference pairs (method.objective dpo, orpo) ----------------------------------------------
+    Case(
+        "pair_identical_answers",
+        PREF,
+        _insert(_pairs(), 4, {**pair(3), "rejected": pair(3)["chosen"]}),
+        "identical_answers",
+        4,
+        field="rejected",
+    ),
+    Case(
+        "text_pair_identical_answers",
+        PREF,
+        _insert(_pairs(text_pair), 6, {"prompt": "Q", "chosen": "same", "rejected": " same "}),
+        "identical_answers",
+        6,
+    ),
+    Case(
+        "pair_rejected_missing",
+        PREF,
+        _insert(_pairs(), 2, {"prompt": [user("hi")], "chosen": [assistant("hello")]}),
+        "missing_field",
+        2,
+        field="rejected",
+    ),
+    Case(
+        "pair_answer_from_user",
+        PREF,
+        _insert(_pairs(), 5, {**pair(5), "chosen": [user("5")]}),
+        "answer_not_assistant",
+        5,
+        field="chosen[0].role",
+    ),
+    Case(
+        "pair_prompt_ends_with_assistant",
+        PREF,
+        _insert(_pairs(), 3, {**pair(1), "prompt": [user("hi"), assistant("hello")]}),
+        "prompt_ends_with_assistant",
+        3,
+        field="prompt[1].role",
+    ),
+    Case(
+        "pair_mixed_shapes",
+        PREF,
+        _insert(_pairs(), 7, {**pair(7), "chosen": "14."}),
+        "mixed_shapes",
+        7,
+    ),
+    Case(
+        "pair_unknown_role",
+        PREF,
+        _insert(_pairs(), 8, {**pair(8), "prompt": [{"role": "human", "content": "hi"}]}),
+        "unknown_role",
+        8,
+        field="prompt[0].role",
+    ),
+    Case(
+        "pair_empty_content",
+        PREF,
+        _insert(_pairs(), 9, {**pair(9), "rejected": [assistant("  ")]}),
+        "empty_content",
+        9,
+        field="rejected[0].content",
+    ),
+    Case(
+        "conversations_prompt_mismatch",
+        PREF,
+        _insert(
+            _pairs(conversation_pair),
+            5,
+            {**conversation_pair(4), "rejected": [user("What is 5 + 5?"), assistant("10.")]},
+        ),
+        "prompt_mismatch",
+        5,
+        field="rejected[0]",
+    ),
+    Case(
+        "conversations_last_message_not_assistant",
+        PREF,
+        _insert(
+            _pairs(conversation_pair),
+            10,
+            {**conversation_pair(9), "chosen": [*conversation_pair(9)["chosen"], user("and?")]},
+        ),
+        "last_message_not_assistant",
+        10,
+        field="chosen[3].role",
+    ),
+    Case(
+        "conversations_without_a_prompt",
+        PREF,
+        _insert(_pairs(conversation_pair), 2, {"chosen": [assistant("a")], "rejected": [assistant("b")]}),
+        "missing_prompt",
+        2,
+    ),
+    Case(
+        "text_pairs_need_a_prompt",
+        PREF,
+        rows(*[{"chosen": f"a{i}", "rejected": f"b{i}"} for i in range(12)]),
+        "missing_field",
+        1,
+        field="prompt",
+    ),
+    Case(
+        "foundry_layout_input_without_messages",
+        PREF,
+        _insert(
+            [
+                {
+                    "input": {"messages": p["prompt"]},
+                    "preferred_output": p["chosen"],
+                    "non_preferred_output": p["rejected"],
+                }
+                for p in _pairs()
+            ],
+            3,
+            {
+                "input": {"tools": []},
+                "preferred_output": [assistant("a")],
+                "non_preferred_output": [assistant("b")],
+            },
+        ),
+        "missing_field",
+        3,
+        field="input.messages",
+    ),
+    Case(
+        "csv_pair_missing_rejected_column",
+        PREF,
+        b"prompt,chosen\n" + b"".join(b"q%d,a%d\n" % (i, i) for i in range(12)),
+        "missing_column",
+        1,
+        name="data.csv",
+    ),
     # ---- the rules one reader decides for both sides (issue 14) -----------------------------------
     Case(
         "first_message_from_assistant",
@@ -703,6 +863,38 @@ def clean_files() -> list[Clean]:
     """The files the job used to refuse after `data validate` had passed them (Parquet needs pyarrow)."""
     files = [
         Clean("unicode_line_separators", CHAT, rows(*[_with_separators(i) for i in range(12)]), 12),
+        Clean("preference_pairs", PREF, rows(*_pairs()), 12),
+        Clean("preference_text_pairs", PREF, rows(*_pairs(text_pair)), 12),
+        Clean("preference_conversations", PREF, rows(*_pairs(conversation_pair)), 12),
+        Clean(
+            "preference_foundry_layout",
+            PREF,
+            rows(
+                *[
+                    {
+                        "input": {"messages": p["prompt"], "tools": [], "parallel_tool_calls": True},
+                        "preferred_output": p["chosen"],
+                        "non_preferred_output": p["rejected"],
+                    }
+                    for p in _pairs()
+                ]
+            ),
+            12,
+        ),
+        Clean(
+            "preference_csv_text_pairs",
+            PREF,
+            b"prompt,chosen,rejected\n" + b"".join(b"q%d,a%d,b%d\n" % (i, i, i) for i in range(12)),
+            12,
+            name="data.csv",
+        ),
+        Clean(
+            "preference_columns_renamed",
+            PREF,
+            rows(*[{"question": f"q{i}", "good": f"a{i}", "bad": f"b{i}"} for i in range(12)]),
+            12,
+            columns={"prompt": "question", "chosen": "good", "rejected": "bad"},
+        ),
         Clean("ndjson_suffix", CHAT, rows(*[chat(i) for i in range(12)]), 12, name="data.ndjson"),
         Clean(
             "json_array",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from azft_contract import TASKS
+from azft_contract import DATA_KINDS
 
 from azfinetune.data import DataReport, _validate, validate_data
 from tests.data._corpus import CASES, Case, Clean, clean_files
@@ -17,7 +17,7 @@ CLEAN = clean_files()
 def test_corpus_is_big_and_covers_every_task() -> None:
     assert len(CASES) >= 40
     assert len({case.id for case in CASES}) == len(CASES)
-    assert {case.task for case in CASES} == set(TASKS)
+    assert {case.task for case in CASES} == set(DATA_KINDS)  # every task, and dpo/orpo preference pairs
 
 
 def _run(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DataReport:

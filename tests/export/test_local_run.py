@@ -48,3 +48,49 @@ target: {{kind: local}}
         f"onnx:      {run_dir / 'onnx'} (fp32, cpu, adapters merged; greedy-token agreement with PyTorch 1.00"
         in output
     )
+
+    # The same finished run, exported again by `azfinetune export RUN --onnx`: base graph + separate adapter.
+    separate = tmp_path / "separate"
+    args = ["export", str(run_dir.parent), "--onnx", "--adapters", "separate", "--precision", "fp32"]
+    code = run_with_boundary(cli, [*args, "-o", str(separate), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)["parity"]
+    assert report["adapters"] == "separate" and report["adapter_file"] == "adapter.onnx_adapter"
+    # No adapter = the base model, the adapter = the merged model, token for token.
+    assert report["checks"]["base"]["token_agreement"] == 1.0
+    assert report["checks"]["merged"]["token_agreement"] == 1.0
+    assert (separate / "adapter.onnx_adapter").is_file()
+
+    # A bare adapter folder (as an Azure ML job's downloaded `adapter` output) needs its base model.
+    adapter = run_dir / "adapter"
+    code = run_with_boundary(cli, ["export", str(adapter), "--onnx"])
+    captured = capsys.readouterr()
+    assert code == 2 and "--base-model" in captured.err and "Traceback" not in captured.err
+    bare = tmp_path / "bare"
+    argv = ["export", str(adapter), "--onnx", "--precision", "fp32", "--base-model", str(model["base"])]
+    code = run_with_boundary(cli, [*argv, "-o", str(bare)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert json.loads((bare / "parity.json").read_text())["token_agreement"] == 1.0
+    assert "greedy tokens agree with PyTorch's merged model: 100.0%" in captured.out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["export", "outputs/nope", "--onnx"], "no local run or model folder at outputs/nope"),
+        (["export", ".", "--onnx", "--precision", "int8", "--execution-provider", "cuda"], "--precision"),
+        (["export", "spec.yaml"], "--to olive (a spec) or --onnx"),
+        (["export", "spec.yaml", "--to", "olive", "--onnx"], "--to olive (a spec) or --onnx"),
+        (["export", "spec.yaml", "--to", "olive", "--precision", "fp32"], "--precision applies to --onnx"),
+    ],
+)
+def test_export_onnx_refuses_bad_input_with_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    code = run_with_boundary(cli, argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in " ".join(err.split()) and "Traceback" not in err

@@ -20,6 +20,7 @@ import pytest
 from azft_contract import (
     COLUMN_KEYS,
     COLUMNS,
+    DATA_KINDS,
     DONE_PREFIX,
     ENTRY_POINT_FLAGS,
     ENTRY_POINT_TASKS,
@@ -80,7 +81,8 @@ def test_the_host_installs_the_same_files() -> None:
 
 # -- tasks and columns -----------------------------------------------------------------------------------
 def test_tasks_and_columns() -> None:
-    assert set(ENTRY_POINT_TASKS) | set(REGISTRY_ONLY_TASKS) == set(TASKS) == set(COLUMNS)
+    assert set(ENTRY_POINT_TASKS) | set(REGISTRY_ONLY_TASKS) == set(TASKS)
+    assert set(DATA_KINDS) == set(COLUMNS)
     assert tuple(sorted({k for columns in COLUMNS.values() for k in columns})) == COLUMN_KEYS
     assert azft_contract.default_columns("text-classification") == {
         "text": "text",

@@ -41,7 +41,14 @@ from tests.conftest import refused
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "jobs" / "examples"
 SNAPSHOTS = ROOT / "tests" / "snapshots"
-COMMAND_EXAMPLES = ("phi3-mini-lora", "phi3-mini-qlora", "phi3-medium-dora-zero3", "phi3-mini-lora-onnx")
+COMMAND_EXAMPLES = (
+    "phi3-mini-lora",
+    "phi3-mini-qlora",
+    "phi3-medium-dora-zero3",
+    "phi3-mini-dpo",
+    "phi3-mini-orpo",
+    "phi3-mini-lora-onnx",
+)
 UPDATE = os.environ.get("UPDATE_SNAPSHOT") == "1"
 
 # Every flag of the entry point (azft_contract's flag table). --eval-steps has no spec key, so the builder never

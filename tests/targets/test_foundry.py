@@ -468,8 +468,12 @@ def test_accepted_foundry_specs_build_bodies_the_service_takes(
     FOUNDRY_OUTCOMES[check_invariant(chat_project, doc)] += 1
 
 
-def test_the_foundry_generator_reaches_both_sides() -> None:
-    assert FOUNDRY_OUTCOMES["built"] >= 20 and FOUNDRY_OUTCOMES["refused"] >= 20, FOUNDRY_OUTCOMES
+@pytest.fixture(scope="module", autouse=True)
+def _the_foundry_generator_reaches_both_sides() -> Any:
+    """Not vacuous: where the property test ran (its own xdist worker), specs were both built and refused."""
+    yield
+    if sum(FOUNDRY_OUTCOMES.values()) >= 150:
+        assert FOUNDRY_OUTCOMES["built"] >= 20 and FOUNDRY_OUTCOMES["refused"] >= 20, FOUNDRY_OUTCOMES
 
 
 def test_a_spec_object_builds_the_same_as_its_file(write_spec: Any) -> None:

@@ -756,7 +756,8 @@ def test_component_version_checks(tmp_path: Path) -> None:
 def test_techniques_the_registry_cannot_do_are_spec_errors(tmp_path: Path, technique: str) -> None:
     error = refused(make_spec(tmp_path, method={"technique": technique}))
     assert error.paths == ["method.technique"]
-    assert f"use target.kind local, command or pipeline for {technique}" in str(error)
+    kinds = "local, command, pipeline or kaito" if technique == "qlora" else "local, command or pipeline"
+    assert f"use target.kind {kinds} for {technique}" in str(error)
 
 
 @pytest.mark.parametrize(

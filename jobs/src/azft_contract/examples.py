@@ -21,6 +21,7 @@ __all__ = [
     "ChatChecker",
     "Checker",
     "LabelCounts",
+    "PreferenceChecker",
     "label_key",
     "label_text",
     "make_checker",
@@ -898,6 +899,276 @@ class TranslationChecker(Checker):
             )
 
 
+# --------------------------------------------------------------------------------------------------
+_PAIR_MESSAGE_KEYS = frozenset({"role", "content"})
+
+
+class PreferenceChecker(Checker):
+    """Preference pairs for dpo and orpo: a prompt and two answers to it, the chosen and the rejected one.
+
+    One shape per file, decided by the first example: text (``{"prompt": str, "chosen": str, "rejected": str}``)
+    or messages (``{"prompt": [messages], "chosen": [assistant messages], "rejected": [...]}``). With messages
+    the prompt may be left out when chosen and rejected are whole conversations: everything before their last
+    (assistant) message is the prompt and must be the same in both. Azure AI Foundry's layout (``input``:
+    {"messages": [...]}, ``preferred_output``, ``non_preferred_output``) is read too. The trainer receives
+    ``{"prompt", "chosen", "rejected"}`` with the prompt always explicit, so it never guesses where it ends."""
+
+    task = "preference"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shape: str | None = None  # "text" | "messages", from the first example
+        self.explicit_prompt = True
+
+    def _after_bind(self, present: set[str], first: Mapping[str, Any] | None) -> None:
+        self.explicit_prompt = "prompt" in self.explicit or self.columns["prompt"] in present
+        if first is not None:
+            self.shape = self._shape_of(first.get(self.columns["chosen"]))
+
+    def _shape_of(self, value: Any) -> str | None:
+        if isinstance(value, list) or (
+            isinstance(value, str) and self.tabular and value.lstrip().startswith("[")
+        ):
+            return "messages"
+        if isinstance(value, str):
+            return "text"
+        return None
+
+    def required_columns(self, present: set[str]) -> list[str]:
+        keys = ["chosen", "rejected"]
+        return ["prompt", *keys] if self.explicit_prompt else keys
+
+    def used_columns(self) -> dict[str, str]:
+        return {k: v for k, v in self.columns.items() if k != "prompt" or self.explicit_prompt}
+
+    # -- values --------------------------------------------------------------------------------------
+    def _value(self, obj: Mapping[str, Any], key: str, line: int) -> Any:
+        """The column's value: a string, or a list (decoded from JSON in a table cell) when the file has messages."""
+        name = self.columns[key]
+        if obj.get(name) is None:
+            self._missing(obj, key, name, line)
+            return None
+        if self.shape == "messages":
+            return self.structured(obj, key, line)
+        return obj[name]
+
+    def _messages(self, value: Any, where: str, line: int, *, answer: bool) -> list[dict[str, str]] | None:
+        """A checked list of {"role", "content"} messages (answers: assistant messages only), or None."""
+        if not isinstance(value, list):
+            self.error(
+                "wrong_type",
+                line,
+                f"{where!r} must be a list of messages, got {type_name(value)}",
+                path=where,
+            )
+            return None
+        if not value:
+            self.error("empty_field", line, f"{where!r} is empty", path=where)
+            return None
+        out: list[dict[str, str]] = []
+        ok = True
+        for i, message in enumerate(value):
+            at = f"{where}[{i}]"
+            if not isinstance(message, dict):
+                self.error(
+                    "message_not_object", line, f"message {i} is {type_name(message)}, not an object", path=at
+                )
+                ok = False
+                continue
+            unknown = [k for k in message if k not in _PAIR_MESSAGE_KEYS]
+            if unknown:
+                self.error(
+                    "unknown_message_key",
+                    line,
+                    f"message {i} has unknown key(s) {', '.join(repr(k) for k in unknown)}",
+                    path=f"{at}.{unknown[0]}",
+                    hint="preference messages take role and content only",
+                )
+                ok = False
+            role, content = message.get("role"), message.get("content")
+            if "role" not in message:
+                self.error("missing_role", line, f"message {i} has no 'role'", path=f"{at}.role")
+                ok = False
+            elif not isinstance(role, str) or role not in _ROLES:
+                suggestion = _ROLE_HINTS.get(role.lower()) if isinstance(role, str) else None
+                hint = f"did you mean {suggestion!r}?" if suggestion else "use system, user or assistant"
+                self.error("unknown_role", line, f"unknown role {role!r}", path=f"{at}.role", hint=hint)
+                ok = False
+            elif answer and role != "assistant":
+                self.error(
+                    "answer_not_assistant",
+                    line,
+                    f"message {i} of an answer is from {role!r}: chosen and rejected hold the assistant's reply",
+                    path=f"{at}.role",
+                    hint="move the other turns into the prompt",
+                )
+                ok = False
+            if "content" not in message:
+                self.error("missing_content", line, f"message {i} has no 'content'", path=f"{at}.content")
+                ok = False
+            elif not isinstance(content, str):
+                self.error(
+                    "content_not_string",
+                    line,
+                    f"message {i} content must be a string, got {type_name(content)}",
+                    path=f"{at}.content",
+                )
+                ok = False
+            elif not content.strip():
+                self.error("empty_content", line, f"message {i} content is empty", path=f"{at}.content")
+                ok = False
+            if ok:
+                out.append({"role": str(role), "content": str(content)})
+        return out if ok else None
+
+    def _prompt_messages(self, value: Any, line: int) -> list[dict[str, str]] | None:
+        name = self.columns["prompt"]
+        where = name
+        if isinstance(value, dict):  # Foundry's {"input": {"messages": [...], "tools": [...], ...}}
+            if "messages" not in value:
+                self.error("missing_field", line, f"{name!r} has no 'messages'", path=f"{name}.messages")
+                return None
+            value, where = value["messages"], f"{name}.messages"
+        messages = self._messages(value, where, line, answer=False)
+        if messages is None:
+            return None
+        if messages[-1]["role"] == "assistant":
+            self.error(
+                "prompt_ends_with_assistant",
+                line,
+                "the prompt ends with an assistant message: the answers are the assistant's next reply",
+                path=f"{where}[{len(messages) - 1}].role",
+                hint="end the prompt with the user's message, or move the assistant message into both answers",
+            )
+            return None
+        return messages
+
+    def _split_conversations(
+        self, chosen: list[dict[str, str]], rejected: list[dict[str, str]], line: int
+    ) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]] | None:
+        """Whole conversations without a prompt column: (prompt, chosen reply, rejected reply)."""
+        names = {"chosen": self.columns["chosen"], "rejected": self.columns["rejected"]}
+        for key, conversation in (("chosen", chosen), ("rejected", rejected)):
+            last = len(conversation) - 1
+            if conversation[last]["role"] != "assistant":
+                self.error(
+                    "last_message_not_assistant",
+                    line,
+                    f"the {key} conversation ends with a {conversation[last]['role']!r} message, not the "
+                    "assistant's answer",
+                    path=f"{names[key]}[{last}].role",
+                    hint="end both conversations with the assistant reply being compared",
+                )
+                return None
+            if last == 0:
+                self.error(
+                    "missing_prompt",
+                    line,
+                    f"the {key} conversation is only the answer: there is no prompt before it",
+                    path=names[key],
+                    hint="add the user message both answers reply to, or give it as a prompt column",
+                )
+                return None
+        prompt = chosen[:-1]
+        other = rejected[:-1]
+        differs = next((i for i, (a, b) in enumerate(zip(prompt, other, strict=False)) if a != b), None)
+        if differs is None and len(prompt) != len(other):
+            differs = min(len(prompt), len(other))  # one prompt is the other's start, with more turns
+        if differs is not None:
+            self.error(
+                "prompt_mismatch",
+                line,
+                f"chosen and rejected differ before their last message (at message {differs}): both must answer "
+                "the same prompt",
+                path=f"{names['rejected']}[{differs}]",
+                hint="keep the turns before the compared reply identical, or give the prompt as its own column",
+            )
+            return None
+        return prompt, chosen[-1:], rejected[-1:]
+
+    # -- examples ------------------------------------------------------------------------------------
+    def check(self, obj: dict[str, Any], line: int) -> dict[str, Any] | None:
+        self._ok = True
+        chosen_name, rejected_name = self.columns["chosen"], self.columns["rejected"]
+        if self.shape is None:
+            self.shape = self._shape_of(obj.get(chosen_name)) or self._shape_of(obj.get(rejected_name))
+        prompt_value = self._value(obj, "prompt", line) if self.explicit_prompt else None
+        chosen_value = self._value(obj, "chosen", line)
+        rejected_value = self._value(obj, "rejected", line)
+        if not self._ok:
+            return None
+        shapes = {self._shape_of(chosen_value), self._shape_of(rejected_value)}
+        if shapes != {self.shape}:
+            has = " and ".join(sorted(type_name(v) for v in (chosen_value, rejected_value)))
+            self.error(
+                "mixed_shapes",
+                line,
+                f"chosen and rejected are {has}, but this file's answers are "
+                f"{'text' if self.shape == 'text' else 'message lists'} (decided by the first example)",
+                path=chosen_name if self._shape_of(chosen_value) != self.shape else rejected_name,
+                hint="write every answer of the file the same way: text, or a list of assistant messages",
+            )
+            return None
+        if self.shape == "text":
+            return self._check_text(prompt_value, chosen_value, rejected_value, obj, line)
+        chosen = self._messages(chosen_value, chosen_name, line, answer=self.explicit_prompt)
+        rejected = self._messages(rejected_value, rejected_name, line, answer=self.explicit_prompt)
+        prompt = self._prompt_messages(prompt_value, line) if self.explicit_prompt else None
+        if chosen is None or rejected is None or (self.explicit_prompt and prompt is None):
+            self._ok = False
+            return None
+        if prompt is None:
+            split = self._split_conversations(chosen, rejected, line)
+            if split is None:
+                return None
+            prompt, chosen, rejected = split
+        if chosen == rejected:
+            self._identical(line)
+            return None
+        return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+    def _check_text(
+        self, prompt: Any, chosen: Any, rejected: Any, obj: Mapping[str, Any], line: int
+    ) -> dict[str, Any] | None:
+        if not self.explicit_prompt:
+            name = self.columns["prompt"]
+            self.error(
+                "missing_field",
+                line,
+                f"text answers need a {name!r}: only whole conversations (message lists) can leave it out",
+                path=name,
+                hint=self._field_hint("prompt") or f"add {name!r}",
+            )
+            return None
+        for key, value in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
+            name = self.columns[key]
+            if not isinstance(value, str):
+                self.error(
+                    "wrong_type", line, f"{name!r} must be a string, got {type_name(value)}", path=name
+                )
+            elif key != "prompt" and not value.strip():
+                self.error("empty_field", line, f"{name!r} is empty", path=name)
+        if not self._ok:
+            return None
+        if not prompt.strip():
+            self.warn(
+                "empty_field", line, f"{self.columns['prompt']!r} is empty", path=self.columns["prompt"]
+            )
+        if chosen.strip() == rejected.strip():
+            self._identical(line)
+            return None
+        return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+    def _identical(self, line: int) -> None:
+        self.error(
+            "identical_answers",
+            line,
+            "chosen and rejected are the same answer: the pair teaches no preference",
+            path=self.columns["rejected"],
+            hint="fix or drop the pair",
+        )
+
+
 _CHECKERS: dict[str, type[Checker]] = {
     cls.task: cls
     for cls in (
@@ -908,6 +1179,7 @@ _CHECKERS: dict[str, type[Checker]] = {
         QuestionAnsweringChecker,
         SummarizationChecker,
         TranslationChecker,
+        PreferenceChecker,
     )
 }
 

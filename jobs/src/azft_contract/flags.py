@@ -13,15 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from azft_contract.errors import ContractError
-from azft_contract.tasks import COLUMN_KEYS, COLUMNS, TASKS, normalize_task
+from azft_contract.tasks import COLUMN_KEYS, COLUMNS, OBJECTIVES, TASKS, normalize_task
 
 __all__ = [
+    "DPO_LOSS_TYPES",
     "ENTRY_POINT_FLAGS",
     "ENTRY_POINT_MODULE",
     "FLAGS",
     "LR_SCHEDULERS",
+    "OBJECTIVES",
     "OPTIMIZERS",
     "PRECISIONS",
+    "REFERENCES",
     "TECHNIQUES",
     "Flag",
     "add_flags",
@@ -35,6 +38,21 @@ __all__ = [
 ENTRY_POINT_MODULE = "finetune"
 TECHNIQUES = ("lora", "qlora", "dora", "full")
 PRECISIONS = ("bf16", "fp16", "fp32")
+#: TRL DPOConfig.loss_type values that TRL 0.x and 1.x both implement (the finetune-gpu image pins trl).
+DPO_LOSS_TYPES = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "robust",
+    "exo_pair",
+    "nca_pair",
+    "bco_pair",
+    "sppo_hard",
+    "apo_zero",
+    "apo_down",
+)
+#: DPO's reference policy: auto (the adapter-disabled base for PEFT, a frozen copy for full) or precomputed.
+REFERENCES = ("auto", "precomputed")
 OPTIMIZERS = (
     "adamw_torch",
     "adamw_torch_fused",
@@ -145,6 +163,16 @@ ENTRY_POINT_FLAGS: tuple[Flag, ...] = (
         default="lora",
         choices=TECHNIQUES,
     ),
+    Flag(
+        "--objective",
+        "text",
+        "sft, or a preference objective on prompt/chosen/rejected pairs: dpo, orpo",
+        default="sft",
+        choices=OBJECTIVES,
+    ),
+    Flag("--beta", "float", "dpo: deviation from the reference; orpo: weight of the odds-ratio term"),
+    Flag("--loss-type", "text", "dpo: TRL's DPO loss", choices=DPO_LOSS_TYPES),
+    Flag("--reference", "text", "dpo: the reference policy (auto or precomputed)", choices=REFERENCES),
     Flag("--lora-r", "positive_int", "LoRA rank", default=16),
     Flag("--lora-alpha", "positive_int", "LoRA alpha", default=32),
     Flag("--lora-dropout", "float", "LoRA dropout in [0, 1)", default=0.05),

@@ -13,12 +13,18 @@ __all__ = [
     "CLASSIFICATION_TASKS",
     "COLUMNS",
     "COLUMN_KEYS",
+    "DATA_KINDS",
     "ENTRY_POINT_TASKS",
     "FORMATS",
+    "OBJECTIVES",
+    "PREFERENCE",
+    "PREFERENCE_OBJECTIVES",
+    "PREFERENCE_TASKS",
     "REGISTRY_ONLY_TASKS",
     "TASKS",
     "TASK_FORMATS",
     "columns_for",
+    "data_kind",
     "default_columns",
     "normalize_task",
 ]
@@ -32,6 +38,15 @@ REGISTRY_ONLY_TASKS = ("question-answering", "summarization", "translation")
 #: Tasks `python -m finetune` trains.
 ENTRY_POINT_TASKS = CAUSAL_TASKS + CLASSIFICATION_TASKS
 TASKS = ENTRY_POINT_TASKS + REGISTRY_ONLY_TASKS
+#: What training optimizes: supervised next-token loss, or a preference objective on chosen/rejected pairs.
+OBJECTIVES = ("sft", "dpo", "orpo")
+PREFERENCE_OBJECTIVES = ("dpo", "orpo")
+#: The tasks a preference objective trains (TRL's DPOTrainer and ORPOTrainer train causal LMs).
+PREFERENCE_TASKS = CAUSAL_TASKS
+#: The data of a preference objective: prompt, chosen and rejected, whatever the task (one reader for all).
+PREFERENCE = "preference"
+#: What a data file can be read as: a task's own examples, or preference pairs.
+DATA_KINDS = (*TASKS, PREFERENCE)
 
 # Logical column -> the names tried in order when none is given; the first is the default, () has none.
 # The names follow the Azure ML registry pipelines' sample data (sentence1_key/label_key, token_key/tag_key
@@ -65,6 +80,13 @@ COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
         "target_lang": (),
         "translation": (),
     },
+    # TRL's names first, then Azure AI Foundry's (OpenAI's) DPO layout: input.messages, preferred_output,
+    # non_preferred_output.
+    PREFERENCE: {
+        "prompt": ("prompt", "input"),
+        "chosen": ("chosen", "preferred_output"),
+        "rejected": ("rejected", "non_preferred_output"),
+    },
 }
 
 #: Every logical column key of every task (what `--column KEY=NAME` takes), sorted.
@@ -87,15 +109,26 @@ FORMATS = ("jsonl", "json", "csv", "tsv", "parquet")
 TASK_FORMATS: dict[str, tuple[str, ...]] = {
     task: ("jsonl", "json") if task == "chat-completion" else FORMATS for task in TASKS
 }
+TASK_FORMATS[PREFERENCE] = FORMATS  # text pairs fit a table; message lists travel as JSON in a cell
 
 
 def normalize_task(task: object) -> str:
-    """'chat_completion', 'ChatCompletion', an enum member ... -> 'chat-completion'; ContractError if unknown."""
+    """'chat_completion', 'ChatCompletion', an enum member ... -> 'chat-completion'; ContractError if unknown.
+    "preference" (the data kind of dpo and orpo, see data_kind) is accepted too."""
     raw = str(getattr(task, "value", task))
     text = re.sub(r"(?<=[a-z])(?=[A-Z])", "-", raw).lower().replace("_", "-").strip()
-    if text not in TASKS:
-        raise ContractError(f"unknown task {raw!r}", hint=f"use one of: {', '.join(TASKS)}")
+    if text not in DATA_KINDS:
+        raise ContractError(f"unknown task {raw!r}", hint=f"use one of: {', '.join(DATA_KINDS)}")
     return text
+
+
+def data_kind(task: object, objective: object = "sft") -> str:
+    """What a file of `task` trained with `objective` holds: the task's examples (sft), or "preference" pairs
+    (dpo, orpo) — the name the readers, `--column` and data.columns use."""
+    value = str(getattr(objective, "value", objective)).strip().lower()
+    if value not in OBJECTIVES:
+        raise ContractError(f"unknown objective {value!r}", hint=f"use one of: {', '.join(OBJECTIVES)}")
+    return PREFERENCE if value in PREFERENCE_OBJECTIVES else normalize_task(task)
 
 
 def columns_for(task: str) -> dict[str, tuple[str, ...]]:

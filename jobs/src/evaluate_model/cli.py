@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from azft_contract import TASKS, ContractError, parse_columns
+from azft_contract import OBJECTIVES, PREFERENCE_OBJECTIVES, TASKS, ContractError, data_kind, parse_columns
 
 from evaluate_model import metrics as m
 
@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluate_model", description=__doc__)
     add = parser.add_argument
     add("--task", required=True, choices=TASKS)
+    add(
+        "--objective",
+        default="sft",
+        choices=OBJECTIVES,
+        help="dpo/orpo: the data are preference pairs; scores how often the model prefers the chosen answer",
+    )
     add("--model", required=True, type=Path, help="a full model folder (the merge step's output)")
     add("--data-file", required=True, type=Path)
     add("--split", default="validation", help="name of the data in metrics.json (test, validation, train)")
@@ -125,6 +131,76 @@ def _causal_rows(records: list[dict[str, Any]], tokenizer: Any, args: EvalArgs) 
     return rows
 
 
+def _pair_rows(records: list[dict[str, Any]], tokenizer: Any, limit: int) -> list[list[dict[str, Any]]]:
+    """[chosen row, rejected row] per preference pair: prompt + answer with the loss on the answer only, as
+    the preference trainers score them (message lists through the chat template, text with EOS)."""
+    from finetune import data
+
+    pairs = []
+    for record in records:
+        sides = []
+        for side in ("chosen", "rejected"):
+            prompt, answer = record["prompt"], record[side]
+            if isinstance(answer, list):
+                row = data.tokenize_chat(tokenizer, [*prompt, *answer], mask_prompt=True)
+            else:
+                prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"] if prompt else []
+                answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+                if tokenizer.eos_token_id is not None:
+                    answer_ids = [*answer_ids, tokenizer.eos_token_id]
+                row = {
+                    "input_ids": [*prompt_ids, *answer_ids],
+                    "labels": [IGNORE_INDEX] * len(prompt_ids) + answer_ids,
+                }
+            sides.append({"input_ids": row["input_ids"][:limit], "labels": row["labels"][:limit]})
+        if all(any(label != IGNORE_INDEX for label in row["labels"][1:]) for row in sides):
+            pairs.append(sides)
+    return pairs
+
+
+def _answer_logprobs(
+    model: Any, rows: list[dict[str, Any]], pad_id: int, batch_size: int
+) -> list[tuple[float, int]]:
+    """(summed log-probability of the answer tokens, their number) of each row."""
+    import torch
+
+    device = next(model.parameters()).device
+    out: list[tuple[float, int]] = []
+    with torch.no_grad():
+        for batch in _batches(rows, batch_size):
+            tensors = {k: v.to(device) for k, v in _pad(batch, pad_id).items()}
+            logits = model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"]).logits
+            logprobs = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
+            labels = tensors["labels"][:, 1:]
+            keep = labels != IGNORE_INDEX
+            picked = logprobs.gather(2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * keep
+            out += [(float(total), int(n)) for total, n in zip(picked.sum(1), keep.sum(1), strict=True)]
+    return out
+
+
+def _preference(
+    model: Any, records: list[dict[str, Any]], tokenizer: Any, args: argparse.Namespace, pad_id: int
+) -> dict[str, Any]:
+    """dpo/orpo data: the loss and perplexity of the chosen answers, and how often (and by how much, in log
+    probability) the model prefers the chosen answer to the rejected one."""
+    pairs = _pair_rows(records, tokenizer, args.max_seq_length)
+    if not pairs:
+        raise UsageError(f"{args.data_file}: no pair has answer tokens to score")
+    chosen = _answer_logprobs(model, [pair[0] for pair in pairs], pad_id, args.batch_size)
+    rejected = _answer_logprobs(model, [pair[1] for pair in pairs], pad_id, args.batch_size)
+    tokens = sum(n for _, n in chosen)
+    margins = [c - r for (c, _), (r, _) in zip(chosen, rejected, strict=True)]
+    loss = -sum(total for total, _ in chosen) / tokens
+    return {
+        "eval_loss": loss,
+        "perplexity": math.exp(min(loss, 50.0)),
+        "eval_tokens": tokens,
+        "examples": len(pairs),
+        "preference_accuracy": sum(margin > 0 for margin in margins) / len(margins),
+        "logprob_margin": sum(margins) / len(margins),
+    }
+
+
 def _prompt_target(example: dict[str, Any], args: EvalArgs) -> tuple[str, str]:
     """(prompt, target) of a text-to-text example as the contract reads it; an empty prompt means the
     whole text is the target."""
@@ -201,14 +277,20 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from finetune import data
     from finetune.errors import UsageError as EntryUsageError
 
+    preference = args.objective in PREFERENCE_OBJECTIVES
+    if preference and args.task not in ("chat-completion", "text-completion"):
+        raise UsageError(
+            f"--objective {args.objective} evaluates chat-completion or text-completion, not {args.task}"
+        )
+    kind = data_kind(args.task, args.objective)  # the task's examples, or preference pairs
     eval_args = EvalArgs(
         task=args.task, max_seq_length=args.max_seq_length, mask_prompt=args.mask_prompt == "true",
-        columns=_columns(args.column, args.task),
+        columns=_columns(args.column, kind),
     )  # fmt: skip
     if not (args.model / "config.json").is_file():
         raise UsageError(f"--model {args.model}: no config.json (expected a full model folder)")
     try:
-        records: list[dict[str, Any]] = data.read_split(args.data_file, args.task, eval_args.columns, "data")
+        records: list[dict[str, Any]] = data.read_split(args.data_file, kind, eval_args.columns, "data")
     except EntryUsageError as error:
         raise UsageError(str(error)) from error
     if args.max_examples > 0:
@@ -220,6 +302,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     config = transformers.AutoConfig.from_pretrained(str(args.model))
     dtype = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
     result: dict[str, Any] = {"task": args.task, "split": args.split, "model": str(args.model)}
+    if preference:
+        result["objective"] = args.objective
     started = time.perf_counter()
     try:
         if args.task in ("text-classification", "token-classification"):
@@ -231,8 +315,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                 else transformers.AutoModelForCausalLM
             )
             model = auto.from_pretrained(str(args.model), dtype=dtype).to(_device()).eval()
-            if args.task == "chat-completion":
+            if args.task == "chat-completion" or (preference and data.is_conversational_pairs(records)):
                 data.ensure_chat_template(tokenizer)
+            if preference:
+                result.update(_preference(model, records, tokenizer, args, pad_id))
+                result["eval_runtime"] = round(time.perf_counter() - started, 3)
+                return result
             rows = _causal_rows(records, tokenizer, eval_args)
             if not rows:
                 raise UsageError(f"{args.data_file}: no example has target tokens to score")

@@ -25,6 +25,11 @@ COLUMN_KEYS = tasks.COLUMN_KEYS
 OPTIMIZERS = flags.OPTIMIZERS
 LR_SCHEDULERS = flags.LR_SCHEDULERS
 BEST_MODEL_METRICS = tasks.BEST_MODEL_METRICS
+PREFERENCE_OBJECTIVES = tasks.PREFERENCE_OBJECTIVES
+#: What --metric-for-best-model may name under a preference objective (the trainer's own eval loss).
+PREFERENCE_BEST_MODEL_METRICS = ("loss",)
+#: --beta's default per objective (TRL's DPOConfig and ORPOConfig defaults).
+DEFAULT_BETA = 0.1
 #: Tokens per example for --max-seq-length auto when neither the model's config nor its tokenizer says.
 FALLBACK_MAX_SEQ_LENGTH = 2048
 _SECRET_RE = re.compile(
@@ -57,6 +62,10 @@ class Args:
     validation_file: Path | None
     test_file: Path | None
     technique: str
+    objective: str
+    beta: float
+    loss_type: str
+    reference: str
     lora_r: int
     lora_alpha: int
     lora_dropout: float
@@ -96,6 +105,16 @@ class Args:
     def is_peft(self) -> bool:
         return self.technique in PEFT_TECHNIQUES
 
+    @property
+    def is_preference(self) -> bool:
+        """dpo or orpo: the data are prompt/chosen/rejected pairs."""
+        return self.objective in PREFERENCE_OBJECTIVES
+
+    @property
+    def data_kind(self) -> str:
+        """What the data files hold, as the contract's reader names it (the task, or "preference")."""
+        return tasks.data_kind(self.task, self.objective)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The entry point's parser, made from azft_contract's flag table."""
@@ -124,8 +143,9 @@ def parse_args(argv: list[str] | None = None) -> Args:
             f"task {ns.task!r} is not supported by this entry point — use target.kind: registry-pipeline "
             "(the Azure ML registry's fine-tuning pipeline component trains it)"
         )
+    _check_objective(ns)
     try:
-        columns = flags.parse_columns(ns.column, ns.task)
+        columns = flags.parse_columns(ns.column, tasks.data_kind(ns.task, ns.objective))
     except ContractError as error:
         raise UsageError(str(error)) from error
     secrets: list[SecretRef] = []
@@ -154,7 +174,11 @@ def parse_args(argv: list[str] | None = None) -> Args:
     if ns.merged_output_dir is not None and ns.merged_output_dir.resolve() == ns.output_dir.resolve():
         raise UsageError("--merged-output-dir must differ from --output-dir")
     if ns.metric_for_best_model is not None:
-        known = BEST_MODEL_METRICS.get(ns.task, ("loss",))
+        known = (
+            PREFERENCE_BEST_MODEL_METRICS
+            if ns.objective in PREFERENCE_OBJECTIVES
+            else BEST_MODEL_METRICS.get(ns.task, ("loss",))
+        )
         if ns.metric_for_best_model not in known:
             raise UsageError(
                 f"--metric-for-best-model {ns.metric_for_best_model}: {ns.task} computes {', '.join(known)}"
@@ -171,6 +195,10 @@ def parse_args(argv: list[str] | None = None) -> Args:
         validation_file=ns.validation_file,
         test_file=ns.test_file,
         technique=ns.technique,
+        objective=ns.objective,
+        beta=DEFAULT_BETA if ns.beta is None else ns.beta,
+        loss_type=ns.loss_type or "sigmoid",
+        reference=ns.reference or "auto",
         lora_r=ns.lora_r,
         lora_alpha=ns.lora_alpha,
         lora_dropout=ns.lora_dropout,
@@ -227,6 +255,44 @@ def _check_checkpointing(ns: argparse.Namespace) -> None:
         )
     if ns.resume_from is not None and not ns.resume_from.is_dir():
         raise UsageError(f"--resume-from {ns.resume_from}: no such folder")
+
+
+def _check_objective(ns: argparse.Namespace) -> None:
+    """--objective and its settings: a preference objective trains a causal LM on pairs; dpo's settings are its own."""
+    if ns.objective not in PREFERENCE_OBJECTIVES:
+        given = [
+            flag
+            for flag, value in (
+                ("--beta", ns.beta),
+                ("--loss-type", ns.loss_type),
+                ("--reference", ns.reference),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(f"{', '.join(given)}: only used by --objective dpo or orpo, not {ns.objective}")
+        return
+    if ns.task not in tasks.PREFERENCE_TASKS:
+        raise UsageError(
+            f"--objective {ns.objective} trains {' or '.join(tasks.PREFERENCE_TASKS)} on preference pairs, "
+            f"not {ns.task}"
+        )
+    if ns.objective == "orpo":
+        given = [
+            flag
+            for flag, value in (("--loss-type", ns.loss_type), ("--reference", ns.reference))
+            if value is not None
+        ]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)}: dpo settings; orpo has no reference model and one loss of its own"
+            )
+    if ns.beta is not None and not 0 < ns.beta <= 100:
+        raise UsageError(f"--beta {ns.beta}: expected a number in (0, 100]")
+    if ns.packing:
+        raise UsageError(
+            f"--packing: {ns.objective} compares the two answers of each pair, which cannot be packed"
+        )
 
 
 def resolve_max_seq_length(args: Args, model_dir: Path | None, tokenizer: Any) -> int:

@@ -83,11 +83,12 @@ def load_splits(args: Args) -> Splits:
 
     text-classification: validation/test examples whose label never occurs in training are left out
     (the model has no output for them), and a split left empty is dropped, each with a warning."""
-    splits = Splits(train=read_split(args.train_file, args.task, args.columns, "train"))
+    kind = args.data_kind  # the task's examples, or preference pairs (dpo, orpo)
+    splits = Splits(train=read_split(args.train_file, kind, args.columns, "train"))
     if args.validation_file:
-        splits.validation = read_split(args.validation_file, args.task, args.columns, "validation")
+        splits.validation = read_split(args.validation_file, kind, args.columns, "validation")
     if args.test_file:
-        splits.test = read_split(args.test_file, args.task, args.columns, "test")
+        splits.test = read_split(args.test_file, kind, args.columns, "test")
     if args.task == "text-classification":
         known = {example["label"] for example in splits.train}
         splits.validation = _known_labels(splits.validation, known, "validation")
@@ -233,6 +234,21 @@ def causal_dataset(records: Sequence[dict[str, Any]], tokenizer: Any, args: Args
             {"prompt": [r["prompt"] for r in records], "completion": [r["completion"] for r in records]}
         )
     return datasets.Dataset.from_dict({"text": [r["text"] for r in records]})
+
+
+def preference_dataset(records: Sequence[dict[str, Any]]) -> Any:
+    """A datasets.Dataset of {"prompt", "chosen", "rejected"} for DPOTrainer / ORPOTrainer: text, or message lists
+    (TRL renders those with the chat template). The contract gives every pair an explicit prompt."""
+    import datasets
+
+    return datasets.Dataset.from_list(
+        [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in records]
+    )
+
+
+def is_conversational_pairs(records: Sequence[dict[str, Any]]) -> bool:
+    """Whether the pairs are message lists (one shape per file, so the first pair says)."""
+    return bool(records) and isinstance(records[0]["chosen"], list)
 
 
 def label_names(records: Sequence[dict[str, Any]], args: Args) -> list[str]:

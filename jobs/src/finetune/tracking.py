@@ -16,6 +16,9 @@ from azft_contract.progress import PROGRESS_PREFIX, finite, format_progress_line
 
 log = logging.getLogger("finetune")
 
+#: What TRL's DPOTrainer and ORPOTrainer log per step besides the loss (MLflow keeps the names as they are).
+PREFERENCE_METRICS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
+
 
 def emit(prefix: str, payload: dict[str, Any]) -> None:
     """One machine-readable line on stdout (azft_contract.progress): the prefix, then one JSON object."""
@@ -118,6 +121,12 @@ def make_progress_callback(is_main: bool) -> Any:
             for key in ("loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy"):
                 if key in logs:
                     line[key] = float(logs[key])
+            for (
+                key
+            ) in PREFERENCE_METRICS:  # dpo/orpo: the implicit rewards of the chosen and rejected answers
+                for logged in (key, f"eval_{key}"):
+                    if logged in logs:
+                        line[logged.replace("/", "_")] = float(logs[logged])
             if "loss" in logs and tokens is not None:
                 tokens = int(tokens)
                 elapsed = now - self.last_time
@@ -133,15 +142,34 @@ def make_progress_callback(is_main: bool) -> Any:
 
 
 def loss_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """[{step, loss, eval_loss?}] from the Trainer's log history (eval entries merged into their step)."""
+    """[{step, loss, eval_loss?, rewards_margins?, ...}] from the Trainer's log history (eval entries merged into
+    their step); dpo/orpo steps carry their reward metrics, "/" written as "_"."""
     by_step: dict[int, dict[str, Any]] = {}
     for entry in log_history:
         step = int(entry.get("step", 0))
         if "loss" in entry:
-            by_step.setdefault(step, {"step": step})["loss"] = float(entry["loss"])
+            row = by_step.setdefault(step, {"step": step})
+            row["loss"] = float(entry["loss"])
+            for key in PREFERENCE_METRICS:
+                if key in entry:
+                    row[key.replace("/", "_")] = float(entry[key])
         if "eval_loss" in entry:
             by_step.setdefault(step, {"step": step})["eval_loss"] = float(entry["eval_loss"])
     return [by_step[step] for step in sorted(by_step)]
+
+
+def preference_summary(info: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+    """metrics.json's dpo/orpo part: the objective's settings and the first and last logged reward metrics."""
+    if "objective" not in info:
+        return {}
+    summary: dict[str, Any] = dict(info)
+    rows = [row for row in history if "rewards_margins" in row]
+    if rows:
+        for key in ("rewards_margins", "rewards_accuracies", "rewards_chosen", "rewards_rejected"):
+            if key in rows[-1]:
+                summary[f"first_{key}"] = rows[0][key]
+                summary[f"final_{key}"] = rows[-1][key]
+    return summary
 
 
 def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:
@@ -166,6 +194,10 @@ def log_final_metrics(run_id: str | None, metrics: dict[str, Any]) -> None:
             "peak_memory_mb",
             "train_tokens",
         ):
+            value = metrics.get(key)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                client.log_metric(run_id, f"final_{key}", float(value))
+        for key in ("eval_rewards_margins", "eval_rewards_accuracies"):  # dpo/orpo on validation data
             value = metrics.get(key)
             if isinstance(value, (int, float)) and math.isfinite(value):
                 client.log_metric(run_id, f"final_{key}", float(value))

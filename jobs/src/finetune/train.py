@@ -524,6 +524,107 @@ def train_causal(
     )
 
 
+def _preference_trainer_classes(objective: str) -> tuple[Any, Any]:
+    """(Config, Trainer) of TRL for dpo or orpo. ORPO moved to trl.experimental.orpo in TRL 0.2x; older TRL
+    exports it at the top level."""
+    if objective == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        return DPOConfig, DPOTrainer
+    try:
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+    except ImportError:
+        from trl import ORPOConfig, ORPOTrainer  # type: ignore[attr-defined, no-redef]
+    return ORPOConfig, ORPOTrainer
+
+
+def _pair_tokens_trained(trainer: Any) -> int:
+    """Tokens trained on, from the tokenized pairs (both sides) and the epochs run: ORPOTrainer counts none itself."""
+    dataset = trainer.train_dataset
+    columns = [name for name in ("chosen_input_ids", "rejected_input_ids") if name in dataset.column_names]
+    per_epoch = sum(len(ids) for name in columns for ids in dataset[name])
+    return round(per_epoch * float(trainer.state.epoch or 0))
+
+
+def train_preference(
+    args: Args,
+    splits: datalib.Splits,
+    rt: Runtime,
+    source: modeling.ModelSource,
+    tokenizer: Any,
+    progress: Any,
+) -> Trained:
+    """--objective dpo or orpo: TRL's DPOTrainer or ORPOTrainer on prompt/chosen/rejected pairs.
+
+    The reference policy of dpo: with an adapter (lora, qlora, dora) the frozen base itself, reached by switching
+    the adapter off (TRL does, no second copy in memory); for full fine-tuning a frozen copy of the model loaded
+    here; with --reference precomputed the reference's log-probabilities are computed once before training and no
+    reference is kept. orpo has no reference model."""
+    from transformers import AutoModelForCausalLM, PrinterCallback
+
+    config_class, trainer_class = _preference_trainer_classes(args.objective)
+    if datalib.is_conversational_pairs(splits.train):
+        datalib.ensure_chat_template(tokenizer)
+    train_ds = datalib.preference_dataset(splits.train)
+    eval_ds = datalib.preference_dataset(splits.validation) if splits.validation else None
+    test_ds = datalib.preference_dataset(splits.test) if splits.test else None
+
+    settings: dict[str, Any] = {"max_length": args.max_seq_length, "beta": args.beta}
+    if args.objective == "dpo":
+        settings.update(loss_type=[args.loss_type], precompute_ref_log_probs=args.reference == "precomputed")
+    # Built before the model: under ZeRO-3 the arguments switch on sharded loading (zero.Init).
+    config = config_class(**_common_training_kwargs(args, rt, eval_ds is not None), **settings)
+    model = _load_model(source, args, rt, AutoModelForCausalLM)
+    model.config.use_cache = False
+    peft_config = None
+    if args.is_peft:
+        targets = modeling.resolve_target_modules(model, args, ())
+        model = _prepare_kbit(model, args, rt)
+        peft_config = modeling.lora_config(args, targets, "CAUSAL_LM", None)
+    extra: dict[str, Any] = {}
+    reference = "none"
+    if args.objective == "dpo":
+        if args.is_peft:
+            reference = "base model (adapter disabled)"
+        elif args.reference == "precomputed":
+            reference = "precomputed log-probabilities"
+        else:
+            ref_model = _load_model(source, args, rt, AutoModelForCausalLM)
+            ref_model.config.use_cache = False
+            ref_model.requires_grad_(False)
+            extra["ref_model"] = ref_model.eval()
+            reference = "frozen copy of the model"
+        log.info("dpo reference policy: %s", reference)
+    trainer = trainer_class(
+        model=model,
+        args=config,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[progress],
+        **extra,
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainable, total, result, eval_metrics, test_metrics = _fit(trainer, rt, eval_ds, test_ds)
+    tokens = int(
+        getattr(trainer, "_total_train_tokens", 0)
+        or progress.tokens
+        or trainer.state.num_input_tokens_seen
+        or _pair_tokens_trained(trainer)
+    )
+
+    def reload() -> Any:
+        return AutoModelForCausalLM.from_pretrained(source.model, dtype=_export_dtype(rt))
+
+    info = {"objective": args.objective, "beta": args.beta, "reference_policy": reference}
+    if args.objective == "dpo":
+        info["loss_type"] = args.loss_type
+    return Trained(
+        trainer, result, tokens, len(train_ds), eval_metrics, test_metrics, trainable, total, reload, info
+    )
+
+
 def train_classifier(
     args: Args,
     splits: datalib.Splits,
@@ -634,7 +735,9 @@ def run(args: Args, splits: datalib.Splits) -> dict[str, Any]:
     rt.tracking_uri = tracking.setup_mlflow(args.output_dir)
     transformers.set_seed(args.seed)
     progress = tracking.make_progress_callback(rt.is_main)
-    if args.task in CAUSAL_TASKS:
+    if args.is_preference:
+        trained = train_preference(args, splits, rt, source, tokenizer, progress)
+    elif args.task in CAUSAL_TASKS:
         trained = train_causal(args, splits, rt, source, tokenizer, progress)
     else:
         trained = train_classifier(args, splits, rt, source, tokenizer, progress)
@@ -677,6 +780,7 @@ def run(args: Args, splits: datalib.Splits) -> dict[str, Any]:
         "trainable_parameters": trained.trainable,
         "total_parameters": trained.total,
         "loss_history": [h for h in history if "loss" in h or "eval_loss" in h],
+        **tracking.preference_summary(trained.extra, history),
         "mlflow_tracking_uri": rt.tracking_uri,
         **resume_metrics(rt.resume),
         "versions": _versions(),
@@ -687,6 +791,8 @@ def run(args: Args, splits: datalib.Splits) -> dict[str, Any]:
             # TRL adds its own eval_* token metrics to every evaluation's dict: keep each split's own keys.
             if key.startswith(prefix) and key.endswith(("_loss", "_accuracy")):
                 metrics[key] = float(value)
+            elif key.startswith(f"{prefix}rewards/"):  # dpo/orpo: eval_rewards/margins, .../accuracies
+                metrics[key.replace("/", "_")] = float(value)
     tracking.write_metrics(args.output_dir, metrics)
     tracking.log_final_metrics(progress.run_id, metrics)
 

@@ -13,13 +13,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from azft_contract import TASKS, ContractError, check_file, parse_columns, resolve_data_file
+from azft_contract import (
+    OBJECTIVES,
+    TASKS,
+    ContractError,
+    check_file,
+    data_kind,
+    parse_columns,
+    resolve_data_file,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m validate_data", description=__doc__)
     add = parser.add_argument
     add("--task", required=True, choices=TASKS)
+    add("--objective", default="sft", choices=OBJECTIVES, help="dpo/orpo: the files hold preference pairs")
     add("--train-file", required=True, type=Path)
     add("--validation-file", type=Path)
     add("--test-file", type=Path)
@@ -62,8 +71,9 @@ def check_one(path: Path, task: str, columns: dict[str, str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    kind = data_kind(args.task, args.objective)  # the task's examples, or preference pairs (dpo, orpo)
     try:
-        columns = parse_columns(args.column, args.task)
+        columns = parse_columns(args.column, kind)
     except ContractError as error:
         print(f"validate_data: error: {error}", file=sys.stderr)
         return 2
@@ -76,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if path is not None
     }
-    results = {role: check_one(path, args.task, columns) for role, path in files.items()}
+    results = {role: check_one(path, kind, columns) for role, path in files.items()}
     ok = all(result["ok"] for result in results.values())
     args.report_dir.mkdir(parents=True, exist_ok=True)
     report = {"ok": ok, "task": args.task, "columns": columns, "files": results}
