@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from azft_contract import PROGRESS_PREFIX, parse_progress_line
+from azft_contract.checkpoints import Checkpoint, newest_complete
 
 from azfinetune.errors import JobFailedError, LocalRunError, RunInterrupted
 from azfinetune.spec import FineTuneSpec, OnnxExportSpec
@@ -38,6 +39,7 @@ __all__ = [
     "check_train_extra",
     "plot_losses",
     "prepare_local_run",
+    "previous_checkpoint",
     "read_run",
     "run_local",
     "stream_process",
@@ -60,6 +62,8 @@ class LocalRunPlan:
     cwd: Path
     inputs: dict[str, str]
     outputs: dict[str, str]
+    #: The earlier run's checkpoint this run continues from (`run --local --resume`).
+    resume: Checkpoint | None = None
 
     @property
     def log_file(self) -> Path:
@@ -162,13 +166,49 @@ def _local_data(spec: FineTuneSpec) -> dict[str, str]:
     return files
 
 
+def _run_order(run_dir: Path) -> tuple[str, int]:
+    # Run ids are <stamp> or <stamp>-<n> (_new_run_dir): the counter compared as a number.
+    parts = run_dir.name.split("-")
+    counter = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 0
+    return "-".join(parts[:2]), counter
+
+
+def previous_checkpoint(spec: FineTuneSpec, *, outputs_root: Path | None = None) -> Checkpoint:
+    """The newest complete checkpoint of the latest earlier local run of this spec that saved one (under
+    outputs/<job-name>/, newest run first). LocalRunError when there is none, saying why."""
+    root = Path(outputs_root or Path.cwd() / "outputs").resolve()
+    name = job_name(spec)
+    folder = root / name
+    runs = [run for run in folder.iterdir() if (run / "command.json").is_file()] if folder.is_dir() else []
+    for run in sorted(runs, key=_run_order, reverse=True):
+        found = newest_complete(run / "checkpoints")
+        if found is not None:
+            return found
+    if not spec.training.saves_checkpoints:
+        hint = "set training.save_steps so that a run saves checkpoints to resume from"
+    else:
+        hint = "run it without --resume" if runs else "check --outputs: the earlier run's folder is not there"
+    where = f"{len(runs)} earlier run{'s' if len(runs) != 1 else ''}" if runs else "no earlier run"
+    raise LocalRunError(
+        f"nothing to resume: {where} of {spec.name} under {folder} saved a checkpoint", hint=hint
+    )
+
+
 def prepare_local_run(
-    spec: FineTuneSpec, *, outputs_root: Path | None = None, allow_download: bool = False
+    spec: FineTuneSpec,
+    *,
+    outputs_root: Path | None = None,
+    allow_download: bool = False,
+    resume: bool = False,
 ) -> LocalRunPlan:
-    """Decide the command line, environment and folders of a local run (creates the run folder only)."""
+    """Decide the command line, environment and folders of a local run (creates the run folder only). `resume`:
+    continue from the newest complete checkpoint of the previous run of this spec (previous_checkpoint)."""
     inputs: dict[str, str] = {"model": _model_input(spec, allow_download=allow_download)}
     inputs.update(_local_data(spec))
     name = job_name(spec)
+    point = previous_checkpoint(spec, outputs_root=outputs_root) if resume else None
+    if point is not None:
+        inputs["resume_from"] = str(point.path)
     run_id, run_dir = _new_run_dir(Path(outputs_root or Path.cwd() / "outputs").resolve(), name)
     if "deepspeed" in entrypoint_inputs(spec):
         config = run_dir / "deepspeed.json"
@@ -193,6 +233,7 @@ def prepare_local_run(
         cwd=job_code_dir(),
         inputs=inputs,
         outputs=outputs,
+        resume=point,
     )
 
 
@@ -262,13 +303,16 @@ def run_local(
     on_start: Callable[[LocalRunPlan], None] | None = None,
     extra_env: Mapping[str, str] | None = None,
     on_export: Callable[[Path], None] | None = None,
+    resume: bool = False,
 ) -> LocalRun:
     """Run the spec's training on this machine; progress lines go to `on_progress`, all output to the log.
+    `resume`: continue the previous run of this spec from its newest complete checkpoint.
 
     Raises LocalRunError (exit 2) for bad input, JobFailedError (exit 1) when training fails, and
-    RunInterrupted (exit 130) on Ctrl-C — the partial outputs stay in the run folder."""
+    RunInterrupted (exit 130) on Ctrl-C — the partial outputs stay in the run folder (and with checkpoints,
+    `resume=True` continues from them)."""
     check_train_extra()
-    plan = prepare_local_run(spec, outputs_root=outputs_root, allow_download=allow_download)
+    plan = prepare_local_run(spec, outputs_root=outputs_root, allow_download=allow_download, resume=resume)
     if on_start is not None:
         on_start(plan)
     (plan.run_dir / "command.json").write_text(
@@ -299,8 +343,12 @@ def run_local(
             plan.command, cwd=plan.cwd, env=env, log_file=plan.log_file, on_message=on_message
         )
     except KeyboardInterrupt:
+        resumable = "checkpoints" in plan.outputs and newest_complete(Path(plan.outputs["checkpoints"]))
         raise RunInterrupted(
-            f"stopped; the partial outputs and the log are in {plan.run_dir}", hint=f"log: {plan.log_file}"
+            f"stopped; the partial outputs and the log are in {plan.run_dir}",
+            hint="continue it with --resume (from its newest checkpoint)"
+            if resumable
+            else f"log: {plan.log_file}",
         ) from None
     error, done = messages.get("error"), messages.get("done")
     if returncode != 0:

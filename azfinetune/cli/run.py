@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 )
 @click.option("--allow-download", is_flag=True, help="Let the run download an hf: model that is not cached.")
 @click.option("--dry-run", is_flag=True, help="Show the command line and folders; run nothing.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the previous run of this spec (stopped by Ctrl-C or a crash) from its newest complete "
+    "checkpoint (training.save_steps makes them).",
+)
 @click.pass_obj
 def run(
     app: Application,
@@ -37,6 +43,7 @@ def run(
     outputs: Path | None,
     allow_download: bool,
     dry_run: bool,
+    resume: bool = False,
 ) -> None:
     """Run a spec's training locally — the same command line Azure ML would run (any MaaP spec).
 
@@ -46,6 +53,13 @@ def run(
     from azfinetune.targets import as_local, check_spec
 
     spec = load_spec(spec_path, overrides=list(overrides))
+    if resume and spec.target.kind == "pipeline":
+        from azfinetune.errors import LocalRunError
+
+        raise LocalRunError(
+            "--resume continues one training run; a pipeline spec's local run starts its steps afresh",
+            hint="resume its training with a command spec of the same settings, or run it without --resume",
+        )
     if spec.target.kind == "pipeline":
         # Checked as the pipeline it is (min_eval is its register step's gate); whether the model and the data
         # can be read here is checked when the steps are resolved (as for a local training run).
@@ -59,24 +73,40 @@ def run(
     for warning in report.warnings:
         app.issue(warning)
     report.raise_for_errors()
-    run_spec(app, report.spec, outputs=outputs, allow_download=allow_download, dry_run=dry_run)
+    run_spec(app, report.spec, outputs=outputs, allow_download=allow_download, dry_run=dry_run, resume=resume)
 
 
 def run_spec(
-    app: Application, spec: FineTuneSpec, *, outputs: Path | None, allow_download: bool, dry_run: bool = False
+    app: Application,
+    spec: FineTuneSpec,
+    *,
+    outputs: Path | None,
+    allow_download: bool,
+    dry_run: bool = False,
+    resume: bool = False,
 ) -> LocalRun | None:
-    """Run (or, dry, show) a checked spec locally and print where everything is; returns the LocalRun."""
+    """Run (or, dry, show) a checked spec locally and print where everything is; returns the LocalRun.
+    `resume`: continue the previous run of the spec from its newest complete checkpoint."""
     from azfinetune.cli._progress import TrainingProgress
     from azfinetune.local import prepare_local_run, run_local
 
+    def resuming(plan: LocalRunPlan) -> None:
+        if plan.resume is not None:
+            app.out.print(
+                f"resuming from {escape(plan.resume.path.name)} (step {plan.resume.step}) of the run "
+                f"{escape(str(plan.resume.path.parent.parent))}"
+            )
+
     if dry_run:
-        plan = prepare_local_run(spec, outputs_root=outputs, allow_download=allow_download)
+        plan = prepare_local_run(spec, outputs_root=outputs, allow_download=allow_download, resume=resume)
         plan.run_dir.rmdir()
+        resuming(plan)
         app.out.print(" ".join(plan.command), markup=False)
         app.out.print(f"cwd: {plan.cwd}\noutputs: {plan.run_dir}", markup=False)
         return None
 
     def started(plan: LocalRunPlan) -> None:
+        resuming(plan)
         app.out.print(f"run folder: {escape(str(plan.run_dir))}")
 
     with TrainingProgress(app.out) as progress:
@@ -89,6 +119,7 @@ def run_spec(
             on_export=lambda folder: app.out.print(
                 f"exporting for ONNX Runtime into {escape(str(folder))} (and checking it against PyTorch)…"
             ),
+            resume=resume,
         )
     metrics = result.metrics
     app.out.print(

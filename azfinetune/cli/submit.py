@@ -41,6 +41,13 @@ if TYPE_CHECKING:
 @click.option(
     "--allow-retired", is_flag=True, help="Submit even if Azure retired the model's serverless offer."
 )
+@click.option(
+    "--resume-from",
+    "resume_from",
+    metavar="JOB",
+    help="Start from the newest complete checkpoint of JOB (a failed, cancelled or finished command or pipeline "
+    "job with training.save_steps): sets training.resume_from, so the new job has its own name.",
+)
 @workspace_options
 @foundry_options
 @kaito_options
@@ -65,6 +72,7 @@ def submit(
     kaito: KaitoFlags,
     as_json: bool,
     allow_no_fit: bool = False,
+    resume_from: str | None = None,
 ) -> None:
     """Submit SPEC to Azure ML (target.kind foundry: to Azure AI Foundry). The job's name comes from the spec and
     its data, so submitting the same spec again returns the existing job instead of starting a second one (use
@@ -74,7 +82,12 @@ def submit(
     ALLOW_NO_FIT.set(allow_no_fit)
     from azfinetune.spec import load_spec
 
+    if resume_from is not None:
+        # Quoted: a job name of digits stays a name.
+        overrides = (*overrides, f"training.resume_from={json.dumps(resume_from)}")
     if _is_job_file(spec):
+        if resume_from is not None:
+            raise click.UsageError("--resume-from takes a spec, not an Azure ML job file")
         workspace_client = workspace.client()
         result = workspace_client.submit_job_file(spec, overrides=list(overrides), dry_run=dry_run)
         _report(

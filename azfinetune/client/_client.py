@@ -65,6 +65,7 @@ from azfinetune.targets import (
     job_name,
     spec_fingerprint,
 )
+from azfinetune.targets._checkpoints import resume_source_issues
 from azfinetune.targets.serverless import check_not_retired
 
 __all__ = ["FineTuneClient", "use_ml_client"]
@@ -365,6 +366,7 @@ class FineTuneClient:
             )
 
         def prepare() -> tuple[Any, list[UploadedFile]]:
+            self._check_resume_source(spec)
             job = target.build(spec)
             job.name = name
             target.presubmit(self, spec, job)
@@ -521,6 +523,16 @@ class FineTuneClient:
                 raise
             return settled(existing, created=True, uploads=uploads)
         return settled(created, created=True, uploads=uploads)
+
+    def _check_resume_source(self, spec: FineTuneSpec) -> None:
+        """training.resume_from: the job it names is here, settled, with checkpoints of the same task and technique
+        (one GET); a SpecError naming the key otherwise."""
+        source = spec.training.resume_from
+        if source is None:
+            return
+        issues = resume_source_issues(spec, self._find_job(source))
+        if issues:
+            raise SpecError(issues)
 
     def _find_job(self, name: str) -> Any | None:
         """The job, or None when the workspace has no job of this name (a missing workspace raises)."""

@@ -55,6 +55,8 @@ __all__ = [
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 ASSET_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 ENV_VAR_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: An Azure ML job name (training.resume_from): letters, digits, '-' and '_', starting with a letter or digit.
+JOB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 KEYVAULT_REF_PATTERN = re.compile(r"^keyvault://[A-Za-z0-9-]{3,24}/[A-Za-z0-9-]{1,127}(/[0-9a-f]{32})?$")
 #: Data references that are not local files: registered assets and URIs.
 REMOTE_DATA_PREFIXES = ("azureml:", "https://", "http://")
@@ -408,6 +410,21 @@ class TrainingSpec(StrictModel):
             ge=-1, description="Checkpoints kept during training: N ≥ 1 the newest N (and the best), -1 all."
         ),
     ] = None
+    save_steps: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="Save a resumable checkpoint every N optimizer steps (to the job's `checkpoints` output, "
+            "which survives a pre-emption; a restarted job resumes from the newest). Unset: no step checkpoints.",
+        ),
+    ] = None
+    resume_from: Annotated[
+        str | None,
+        Field(
+            description="An Azure ML job whose `checkpoints` output this job resumes from (its newest complete "
+            "checkpoint); `azfinetune submit SPEC --resume-from JOB` sets it.",
+        ),
+    ] = None
 
     @field_validator("max_steps")
     @classmethod
@@ -431,6 +448,26 @@ class TrainingSpec(StrictModel):
         if value == 0:
             raise ValueError("must be -1 (keep every checkpoint) or at least 1, got 0")
         return value
+
+    @field_validator("resume_from")
+    @classmethod
+    def _job_name(cls, value: str | None) -> str | None:
+        if value is not None and not JOB_NAME_PATTERN.fullmatch(value):
+            raise ValueError(
+                f"must be the name of an Azure ML job (letters, digits, '-', '_'), got {value!r}; "
+                "`azfinetune list` shows your jobs"
+            )
+        return value
+
+    @property
+    def saves_checkpoints(self) -> bool:
+        """Whether the run writes checkpoint-N folders: every save_steps steps, or one per epoch when
+        save_total_limit or metric_for_best_model ask for checkpoints without save_steps."""
+        return (
+            self.save_steps is not None
+            or self.save_total_limit is not None
+            or self.metric_for_best_model is not None
+        )
 
 
 class RegisterSpec(StrictModel):
@@ -548,6 +585,10 @@ class WorkspaceSpec(StrictModel):
 
 # `register` is a spec key (DESIGN.md) that pydantic warns shadows ABCMeta.register; instances are unaffected.
 warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
+
+
+#: training keys that a spec hashes only when set (their default None leaves older job names unchanged).
+_LATER_TRAINING_KEYS = ("save_steps", "resume_from")
 
 
 class FineTuneSpec(StrictModel):
@@ -703,7 +744,13 @@ class FineTuneSpec(StrictModel):
         """The spec with defaults filled in, JSON-ready, in a stable order (the basis of its hash)."""
         # A spec without export hashes as it did before the section existed (job names stay the same).
         # model_shape only informs the planner: it never changes the job.
-        exclude = {"workspace", "description", "model_shape"} | ({"export"} if self.export is None else set())
+        exclude: dict[str, Any] = dict.fromkeys({"workspace", "description", "model_shape"}, True)
+        if self.export is None:
+            exclude["export"] = True
+        # Likewise the checkpoint keys added later: unset, a spec keeps the job name it had before them.
+        unset = {key for key in _LATER_TRAINING_KEYS if getattr(self.training, key) is None}
+        if unset:
+            exclude["training"] = unset
         data: dict[str, Any] = json.loads(self.model_dump_json(exclude=exclude))
         # Likewise an sft spec hashes as it did before method.objective existed.
         method = data["method"]

@@ -175,3 +175,20 @@ def _columns_of_the_task(spec: FineTuneSpec) -> Iterator[Issue]:
                 f"{what} has no {key!r} column",
                 hint=f"{what} reads: {', '.join(own)}",
             )
+
+
+@_rule
+def _checkpoint_interval(spec: FineTuneSpec) -> Iterator[Issue]:
+    """training.save_steps within the run: a checkpoint first due after max_steps would never be written."""
+    training = spec.training
+    if (
+        training.save_steps is not None
+        and training.max_steps > 0
+        and training.save_steps > training.max_steps
+    ):
+        yield Issue(
+            "training.save_steps",
+            f"no checkpoint would be saved: save_steps {training.save_steps} is more than max_steps "
+            f"{training.max_steps}",
+            hint=f"set save_steps ≤ {training.max_steps} (e.g. {max(1, training.max_steps // 10)}), or remove it",
+        )

@@ -56,8 +56,10 @@ _PLACEHOLDER = re.compile(r"^\$\{\{(inputs|outputs)\.[A-Za-z_][A-Za-z0-9_]*\}\}$
 
 
 def entrypoint_inputs(spec: FineTuneSpec) -> tuple[str, ...]:
-    """The inputs a spec's run needs, in INPUT_NAMES order (validation/test/deepspeed only when set)."""
+    """The inputs a spec's run needs, in INPUT_NAMES order (validation/test/deepspeed/resume_from only when set)."""
     needed = {"model", "train"}
+    if spec.training.resume_from is not None:
+        needed.add("resume_from")
     if spec.data.validation:
         needed.add("validation")
     if spec.data.test:
@@ -68,12 +70,15 @@ def entrypoint_inputs(spec: FineTuneSpec) -> tuple[str, ...]:
 
 
 def entrypoint_outputs(spec: FineTuneSpec) -> tuple[str, ...]:
-    """The outputs a built job declares: the adapter always; merged and MLflow models when registering."""
+    """The outputs a built job declares: the adapter always; merged and MLflow models when registering; the
+    checkpoints when the run saves any."""
     names = ["adapter"]
     if spec.register is not None:
         if spec.method.uses_adapter:
             names.append("merged_model")
         names.append("mlflow_model")
+    if spec.training.saves_checkpoints:
+        names.append("checkpoints")
     return tuple(names)
 
 
@@ -133,13 +138,14 @@ def entrypoint_args(
     """The flags of `python -m finetune` for a spec (the contract's flag table), without `python -m finetune`.
 
     `inputs` maps entrypoint_inputs(spec) to what the flag gets: `${{inputs.train}}` in an Azure ML job, a
-    path in a local run. `outputs` maps "adapter" (required) and optionally "merged_model"/"mlflow_model"."""
+    path in a local run (which may add "resume_from": a folder of an earlier run's checkpoints). `outputs` maps
+    "adapter" (required) and optionally "merged_model"/"mlflow_model"/"checkpoints"."""
     required_inputs = entrypoint_inputs(spec)
-    _check_names("inputs", inputs, required_inputs, required_inputs)
+    _check_names("inputs", inputs, required_inputs, tuple(dict.fromkeys((*required_inputs, "resume_from"))))
     allowed_outputs = (
-        ("adapter", "merged_model", "mlflow_model")
+        ("adapter", "merged_model", "mlflow_model", "checkpoints")
         if spec.method.uses_adapter
-        else ("adapter", "mlflow_model")
+        else ("adapter", "mlflow_model", "checkpoints")
     )
     _check_names("outputs", outputs, ("adapter",), allowed_outputs)
 
@@ -186,6 +192,7 @@ def entrypoint_args(
         logging_steps=training.logging_steps,
         metric_for_best_model=training.metric_for_best_model,
         save_total_limit=training.save_total_limit,
+        save_steps=training.save_steps,
     )
     if spec.task.value == "chat-completion" and preference is None:
         values["mask_prompt"] = training.mask_prompt
@@ -211,8 +218,12 @@ def data_columns(spec: FineTuneSpec) -> dict[str, str]:
 
 
 def our_code_rules(spec: FineTuneSpec) -> Iterator[Issue]:
-    """Rules of the kinds that run this project's job code in Azure ML (command, pipeline): the environment."""
+    """Rules of the kinds that run this project's job code in Azure ML (command, pipeline): the environment, and
+    step checkpoints for low-priority VMs."""
+    from azfinetune.targets._checkpoints import checkpoint_rules
+
     yield from environment_issues(spec)
+    yield from checkpoint_rules(spec)
 
 
 def command_line(args: list[str], *, module: str = ENTRYPOINT_MODULE) -> str:
@@ -287,15 +298,14 @@ def entrypoint_value_sources(spec: FineTuneSpec) -> list[ValueSource]:
     if spec.task.value == "chat-completion" and preference is None:
         key = "training.mask_prompt"
         found.append(ValueSource("--mask-prompt", spec.training.mask_prompt, source(key), True, key))
-    for flag, key in (
-        ("--metric-for-best-model", "training.metric_for_best_model"),
-        ("--save-total-limit", "training.save_total_limit"),
+    for flag, key, unset in (
+        ("--metric-for-best-model", "training.metric_for_best_model", "not sent: no checkpoints kept"),
+        ("--save-total-limit", "training.save_total_limit", "not sent: no checkpoints kept"),
+        ("--save-steps", "training.save_steps", "not sent: no step checkpoints"),
     ):
         value = spec_value(spec, key)
         if value is None:
-            found.append(
-                ValueSource(flag, None, AZFINETUNE_DEFAULT, False, key, "not sent: no checkpoints kept")
-            )
+            found.append(ValueSource(flag, None, AZFINETUNE_DEFAULT, False, key, unset))
         else:
             found.append(ValueSource(flag, value, SPEC, True, key))
     return found

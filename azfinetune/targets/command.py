@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from azfinetune.catalog import find_model, get_sku
 from azfinetune.errors import BuildError, CatalogError, Issue
 from azfinetune.spec import CommandTarget, FineTuneSpec, Objective, model_kind
+from azfinetune.targets._checkpoints import CHECKPOINTS_OUTPUT, RESUME_INPUT, checkpoints_output, resume_input
 from azfinetune.targets._common import azfinetune_tags, job_name
 from azfinetune.targets._deepspeed import write_deepspeed_config
 from azfinetune.targets._entrypoint import (
@@ -179,12 +180,17 @@ def build_command_job(spec: FineTuneSpec) -> CommandJob:
     if spec.method.deepspeed is not None:
         config = write_deepspeed_config(spec, generated_dir(spec) / "deepspeed")
         inputs["deepspeed"] = Input(type="uri_file", path=str(config))
+    resume = resume_input(spec)
+    if resume is not None:
+        inputs[RESUME_INPUT] = resume  # another job's checkpoints (training.resume_from)
 
     outputs: dict[str, Output] = {}
     for name in entrypoint_outputs(spec):
         if name == "mlflow_model" and spec.register is not None:
             # A named mlflow_model output is registered as that model when the job completes.
             outputs[name] = Output(type="mlflow_model", name=spec.register.model_name)
+        elif name == CHECKPOINTS_OUTPUT:
+            outputs[name] = checkpoints_output()  # read-write mounted: survives a pre-emption
         else:
             outputs[name] = Output(type="uri_folder")
 

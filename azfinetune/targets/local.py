@@ -81,6 +81,13 @@ def local_rules(spec: FineTuneSpec) -> Iterator[Issue]:
                 "the local backend reads local files only",
                 hint="download the file and point to it",
             )
+    if spec.training.resume_from is not None:
+        yield Issue(
+            "training.resume_from",
+            "a local run cannot read an Azure ML job's checkpoints",
+            hint="resume the previous local run of this spec with `azfinetune run SPEC --local --resume`, or "
+            "remove training.resume_from",
+        )
     if spec.register is not None and spec.register.min_eval:
         yield Issue(
             "register.min_eval",

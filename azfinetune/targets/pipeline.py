@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from azfinetune.catalog import resolve_max_seq_length
 from azfinetune.errors import BuildError, Issue
 from azfinetune.spec import FineTuneSpec, Objective, PipelineTarget
+from azfinetune.targets._checkpoints import CHECKPOINTS_OUTPUT, RESUME_INPUT, checkpoints_output, resume_input
 from azfinetune.targets._common import TAG_PREFIX, azfinetune_tags, job_name
 from azfinetune.targets._deepspeed import write_deepspeed_config
 from azfinetune.targets._entrypoint import (
@@ -201,7 +202,10 @@ def _finetune_component(
         environment=environment,
         inputs=declared,
         outputs={
-            name: Output(type="mlflow_model" if name == "mlflow_model" else "uri_folder") for name in outputs
+            name: checkpoints_output()
+            if name == CHECKPOINTS_OUTPUT
+            else Output(type="mlflow_model" if name == "mlflow_model" else "uri_folder")
+            for name in outputs
         },
     )
 
@@ -227,14 +231,21 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
     if spec.method.deepspeed is not None:
         config = write_deepspeed_config(spec, generated_dir(spec) / "deepspeed")
         job_inputs["deepspeed_config"] = Input(type="uri_file", path=str(config))
+    resume = resume_input(spec)
+    if resume is not None:
+        job_inputs[RESUME_INPUT] = resume  # another job's checkpoints (training.resume_from)
 
-    ft_outputs = ("adapter",) if adapter or not registering else ("adapter", "mlflow_model")
+    ft_outputs: tuple[str, ...] = ("adapter",) if adapter or not registering else ("adapter", "mlflow_model")
+    if spec.training.saves_checkpoints:
+        ft_outputs += (CHECKPOINTS_OUTPUT,)
     ft_inputs = {"model": job_inputs["model"], "train": job_inputs["train_file"]}
     ft_inputs.update(
         {role: job_inputs[f"{role}_file"] for role in ("validation", "test") if f"{role}_file" in job_inputs}
     )
     if "deepspeed_config" in job_inputs:
         ft_inputs["deepspeed"] = job_inputs["deepspeed_config"]
+    if RESUME_INPUT in job_inputs:
+        ft_inputs[RESUME_INPUT] = job_inputs[RESUME_INPUT]
     finetune_component = _finetune_component(spec, ft_inputs, ft_outputs, environment)
     components = {
         step: _load_step(step, environment)
@@ -268,6 +279,8 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
         ft_bound.update({role: data[role] for role in ("validation", "test") if data[role] is not None})
         if "deepspeed_config" in pipeline_inputs:
             ft_bound["deepspeed"] = pipeline_inputs["deepspeed_config"]
+        if RESUME_INPUT in pipeline_inputs:
+            ft_bound[RESUME_INPUT] = pipeline_inputs[RESUME_INPUT]
         finetune = finetune_component(**ft_bound)
         _place(finetune, computes["finetune"], instance_count=plan.nodes, shm_size=plan.shm_size)
         if plan.processes > 1 or spec.method.deepspeed is not None:
@@ -280,6 +293,9 @@ def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
             "data_report": validate_data.outputs.report,
             "adapter": finetune.outputs.adapter,
         }
+        if CHECKPOINTS_OUTPUT in ft_outputs:
+            # The job's own output, so that a later job resumes from azureml://jobs/<this job>/outputs/checkpoints.
+            outputs[CHECKPOINTS_OUTPUT] = finetune.outputs[CHECKPOINTS_OUTPUT]
         model_folder, mlflow_model = finetune.outputs.adapter, None
         if adapter:
             base = (

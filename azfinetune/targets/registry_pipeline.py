@@ -573,6 +573,15 @@ def _training_inputs(spec: FineTuneSpec, choices: _Choices, gpus: int) -> None:
             "the registry pipeline does not pack examples",
             "set packing: false, or use target.kind: command",
         )
+    if training.save_steps is not None or training.resume_from is not None:
+        key = "training.save_steps" if training.save_steps is not None else "training.resume_from"
+        choices.problems.add(
+            key,
+            "the registry pipeline checkpoints at each evaluation on its own outputs and cannot resume "
+            "another job's checkpoints",
+            "remove it, or use target.kind: command or pipeline (azfinetune's trainer) for step checkpoints "
+            "and resume",
+        )
     for key in ("gradient_checkpointing", "mask_prompt"):
         if is_user_set(spec, f"training.{key}"):
             choices.plan.notes.append(

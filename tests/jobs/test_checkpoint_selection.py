@@ -67,14 +67,16 @@ def test_the_host_and_the_job_agree_on_the_metrics() -> None:
 def test_checkpoint_settings() -> None:
     from finetune.args import checkpoint_settings
 
-    plain = SimpleNamespace(metric_for_best_model=None, save_total_limit=None, eval_steps=None)
+    plain = SimpleNamespace(
+        metric_for_best_model=None, save_total_limit=None, eval_steps=None, save_steps=None
+    )
     assert checkpoint_settings(plain, True) == {}  # type: ignore[arg-type]
-    best = SimpleNamespace(metric_for_best_model="loss", save_total_limit=2, eval_steps=None)
+    best = SimpleNamespace(metric_for_best_model="loss", save_total_limit=2, eval_steps=None, save_steps=None)
     settings = checkpoint_settings(best, True)  # type: ignore[arg-type]
     assert settings["save_strategy"] == settings["eval_strategy"] == "epoch"
     assert settings["load_best_model_at_end"] is True and settings["metric_for_best_model"] == "loss"
     assert settings["save_total_limit"] == 2
-    every = SimpleNamespace(metric_for_best_model=None, save_total_limit=-1, eval_steps=8)
+    every = SimpleNamespace(metric_for_best_model=None, save_total_limit=-1, eval_steps=8, save_steps=None)
     assert checkpoint_settings(every, True) == {  # type: ignore[arg-type]
         "save_strategy": "steps",
         "save_steps": 8,

@@ -227,6 +227,7 @@ def spec_documents(draw: Any, objectives: tuple[str, ...] | None = None) -> dict
         ("max_seq_length", [512, 1024, 2048, 8192, "auto"]),
         ("metric_for_best_model", ["loss", "accuracy", "f1_macro", "mean_token_accuracy"]),
         ("save_total_limit", [-1, 1, 3]),
+        ("save_steps", [5, 50]),
         ("lr_scheduler", ["linear", "cosine", "inverse_sqrt"]),
         ("warmup_ratio", [0, 0.1]),
         ("per_device_batch_size", [1, 4, 64]),

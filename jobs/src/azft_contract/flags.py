@@ -219,6 +219,22 @@ ENTRY_POINT_FLAGS: tuple[Flag, ...] = (
     # Checkpoint selection (the registry pipelines' inputs of the same names); finetune.args.checkpoint_settings.
     Flag("--metric-for-best-model", "text", "keep the checkpoint best on this validation metric (loss, ...)"),
     Flag("--save-total-limit", "checkpoint_limit", "save a checkpoint per evaluation; keep N (-1: all)"),
+    # Checkpoints and resume (finetune.checkpoints): --checkpoint-dir is the job's read-write `checkpoints` output,
+    # where a restarted (pre-empted) job finds its own checkpoints; --resume-from another job's.
+    Flag("--save-steps", "positive_int", "save a resumable checkpoint every N optimizer steps"),
+    Flag(
+        "--checkpoint-dir",
+        "path",
+        "where checkpoints are written; a run resumes from the newest complete one there (default: --output-dir, "
+        "no resume)",
+        output="checkpoints",
+    ),
+    Flag(
+        "--resume-from",
+        "path",
+        "resume from the newest complete checkpoint in this folder (another run's checkpoints, or one checkpoint)",
+        input="resume_from",
+    ),
     Flag(
         "--output-dir",
         "path",

@@ -94,6 +94,9 @@ class Args:
     eval_steps: int | None
     metric_for_best_model: str | None
     save_total_limit: int | None
+    save_steps: int | None
+    checkpoint_dir: Path | None
+    resume_from: Path | None
     output_dir: Path
     merged_output_dir: Path | None
     mlflow_model_dir: Path | None
@@ -182,6 +185,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
             )
         if ns.validation_file is None:
             raise UsageError("--metric-for-best-model needs --validation-file (the metric is computed on it)")
+    _check_checkpointing(ns)
     if ns.technique == "qlora" and ns.task not in CAUSAL_TASKS + CLASSIFICATION_TASKS:
         raise UsageError(f"--technique qlora does not apply to task {ns.task}")
     return Args(
@@ -223,10 +227,34 @@ def parse_args(argv: list[str] | None = None) -> Args:
         eval_steps=ns.eval_steps,
         metric_for_best_model=ns.metric_for_best_model,
         save_total_limit=ns.save_total_limit,
+        save_steps=ns.save_steps,
+        checkpoint_dir=ns.checkpoint_dir,
+        resume_from=ns.resume_from,
         output_dir=ns.output_dir,
         merged_output_dir=ns.merged_output_dir,
         mlflow_model_dir=ns.mlflow_model_dir,
     )
+
+
+def _check_checkpointing(ns: argparse.Namespace) -> None:
+    """--save-steps within the run and on the evaluation grid; --resume-from an existing folder."""
+    if ns.save_steps is not None and ns.max_steps > 0 and ns.save_steps > ns.max_steps:
+        raise UsageError(
+            f"--save-steps {ns.save_steps} is more than --max-steps {ns.max_steps}: no checkpoint would be saved"
+        )
+    if (
+        ns.save_steps is not None
+        and ns.metric_for_best_model is not None
+        and ns.eval_steps is not None
+        and ns.save_steps % ns.eval_steps
+    ):
+        # The trainer keeps the best checkpoint only if every checkpoint has just been evaluated.
+        raise UsageError(
+            f"--metric-for-best-model with --save-steps {ns.save_steps} needs --eval-steps dividing it, got "
+            f"{ns.eval_steps}"
+        )
+    if ns.resume_from is not None and not ns.resume_from.is_dir():
+        raise UsageError(f"--resume-from {ns.resume_from}: no such folder")
 
 
 def _check_objective(ns: argparse.Namespace) -> None:
@@ -290,15 +318,16 @@ def resolve_max_seq_length(args: Args, model_dir: Path | None, tokenizer: Any) -
 
 
 def checkpoint_settings(args: Args, has_eval: bool) -> dict[str, Any]:
-    """TrainingArguments for --metric-for-best-model and --save-total-limit. Without either the trainer saves no
-    intermediate checkpoint (the final model only). With them it saves one per evaluation (every --eval-steps,
-    else every epoch), keeps the newest N (and the best), and with a metric loads the best one at the end."""
-    if args.metric_for_best_model is None and args.save_total_limit is None:
+    """TrainingArguments for --save-steps, --metric-for-best-model and --save-total-limit. Without any the
+    trainer saves no intermediate checkpoint (the final model only). --save-steps N saves one every N steps;
+    otherwise one per evaluation (every --eval-steps, else every epoch). The newest N (and the best) are kept,
+    and with a metric the best one is loaded at the end (evaluated at every checkpoint)."""
+    if args.metric_for_best_model is None and args.save_total_limit is None and args.save_steps is None:
         return {}
-    every = "steps" if args.eval_steps else "epoch"
+    every = "steps" if args.save_steps or args.eval_steps else "epoch"
     settings: dict[str, Any] = {
         "save_strategy": every,
-        "save_steps": args.eval_steps or 500,
+        "save_steps": args.save_steps or args.eval_steps or 500,
         "save_total_limit": args.save_total_limit
         if args.save_total_limit and args.save_total_limit > 0
         else None,
@@ -306,7 +335,7 @@ def checkpoint_settings(args: Args, has_eval: bool) -> dict[str, Any]:
     if args.metric_for_best_model is not None and has_eval:
         settings.update(
             eval_strategy=every,
-            eval_steps=args.eval_steps,
+            eval_steps=args.eval_steps or args.save_steps,
             load_best_model_at_end=True,
             metric_for_best_model=args.metric_for_best_model,
         )

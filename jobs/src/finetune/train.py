@@ -15,6 +15,7 @@ from typing import Any
 from finetune import data as datalib
 from finetune import export, modeling, tracking
 from finetune.args import CAUSAL_TASKS, Args, checkpoint_settings, resolve_max_seq_length
+from finetune.checkpoints import Checkpoint, checkpoint_root, resume_metrics, resume_point
 from finetune.errors import TrainingError, UsageError
 
 log = logging.getLogger("finetune")
@@ -33,6 +34,7 @@ class Runtime:
     zero_stage: int | None
     deepspeed_config: str | None
     tracking_uri: str | None = None
+    resume: Checkpoint | None = None  # the checkpoint this run continues from (checkpoints.py)
 
 
 def _quiet_libraries() -> None:
@@ -149,7 +151,7 @@ def _deepspeed_config(path: Path) -> tuple[str, int]:
 def _common_training_kwargs(args: Args, rt: Runtime, has_eval: bool) -> dict[str, Any]:
     evaluate_during = has_eval and args.eval_steps is not None
     return {
-        "output_dir": str(args.output_dir),
+        "output_dir": str(checkpoint_root(args)),  # checkpoint-N folders; the model: save_model
         "num_train_epochs": args.epochs,
         "max_steps": args.max_steps,
         "learning_rate": args.learning_rate,
@@ -411,7 +413,7 @@ def _train_loop(trainer: Any, rt: Runtime) -> Any:
     _start_tracking(trainer, rt.tracking_uri)
     try:
         started = time.process_time()
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=str(rt.resume.path) if rt.resume else None)
         # CPU seconds of this process in the training loop: a throughput measure that shared machines disturb less.
         result.metrics["train_cpu_seconds"] = time.process_time() - started
         return result
@@ -719,6 +721,7 @@ def run(args: Args, splits: datalib.Splits) -> dict[str, Any]:
     """Train, save, and return the metrics (also written to metrics.json). Raises UsageError/TrainingError."""
     started = time.perf_counter()
     rt = _runtime(args)  # device checks first: a qlora run on a CPU machine fails before the big imports
+    rt.resume = resume_point(args)  # says "resuming from checkpoint-N (step N)" when it does
     import torch
     import transformers
 
@@ -779,6 +782,7 @@ def run(args: Args, splits: datalib.Splits) -> dict[str, Any]:
         "loss_history": [h for h in history if "loss" in h or "eval_loss" in h],
         **tracking.preference_summary(trained.extra, history),
         "mlflow_tracking_uri": rt.tracking_uri,
+        **resume_metrics(rt.resume),
         "versions": _versions(),
         **saved,
     }
