@@ -30,6 +30,7 @@ from azfinetune.client._errors import (
     run_error_message,
     status_code,
 )
+from azfinetune.client._locks import submit_lock
 from azfinetune.client._results import (
     SPEC_HASH_TAG,
     TERMINAL_STATUSES,
@@ -473,7 +474,6 @@ class FineTuneClient:
         spec_name: str,
         conflict_hint: str,
     ) -> SubmittedJob:
-        from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
         def settled(job: Any, *, created: bool, uploads: list[UploadedFile]) -> SubmittedJob:
             found = (getattr(job, "tags", None) or {}).get(SPEC_HASH_TAG)
@@ -499,6 +499,25 @@ class FineTuneClient:
                 uploads=uploads,
                 job=job,
             )
+
+        with submit_lock(self._lock_scope(), name):
+            return self._look_up_or_create(name, prepare, settled)
+
+    def _lock_scope(self) -> str:
+        """The workspace a job name lives in, for submit_lock (the same name in two workspaces is two jobs)."""
+        client = self.ml_client
+        return "/".join(
+            str(getattr(client, attr, None) or "")
+            for attr in ("subscription_id", "resource_group_name", "workspace_name")
+        )
+
+    def _look_up_or_create(
+        self,
+        name: str,
+        prepare: Callable[[], tuple[Any, list[UploadedFile]]],
+        settled: Callable[..., SubmittedJob],
+    ) -> SubmittedJob:
+        from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
         existing = self._find_job(name)
         if existing is not None:

@@ -384,6 +384,8 @@ def _training_args(spec: FineTuneSpec, has_eval: bool) -> dict[str, Any]:
         args["per_device_eval_batch_size"] = training.per_device_batch_size
     if training.save_total_limit is not None and training.save_total_limit > 0:
         args["save_total_limit"] = training.save_total_limit
+    if training.save_steps is not None:
+        args.update({"save_strategy": "steps", "save_steps": training.save_steps})
     if training.metric_for_best_model is not None:
         args.update({"metric_for_best_model": training.metric_for_best_model, "load_best_model_at_end": True})
     return args
@@ -462,6 +464,19 @@ def spec_to_olive(spec: FineTuneSpec, *, out_dir: Path) -> OliveExport:
             "method.technique",
             "Olive has no full fine-tuning pass; its training passes are LoRA, QLoRA, DoRA (and LoHa, LoKr, LoftQ)",
             hint="use technique lora, qlora or dora, or keep this spec on its Azure ML target",
+        )
+    objective = getattr(method.objective, "value", method.objective)
+    if objective != "sft":
+        c.error(
+            "method.objective",
+            f"Olive's LoRA/QLoRA/DoRA passes fine-tune with next-token (supervised) loss; {objective} preference "
+            "training has no Olive pass",
+            hint="keep this spec on its Azure ML or local target, or set method.objective: sft for Olive",
+        )
+    if spec.training.resume_from is not None:
+        c.note(
+            "training.resume_from",
+            "Olive starts every run from the base model; the checkpoints are not carried",
         )
     if method.deepspeed is not None:
         c.error(
@@ -844,6 +859,9 @@ def _training(
     limit = args.get("save_total_limit")
     if limit is not None:
         _put(spec, "training.save_total_limit", limit, f"{key}.save_total_limit", r)
+    save_steps = args.get("save_steps")
+    if save_steps is not None and args.get("save_strategy", "steps") == "steps":
+        _put(spec, "training.save_steps", save_steps, f"{key}.save_steps", r)
     metric = args.get("metric_for_best_model")
     if metric:
         metric = str(metric).removeprefix("eval_")
@@ -867,6 +885,8 @@ def _training(
         "warmup_ratio",
         "optim",
         "save_total_limit",
+        "save_steps",
+        "save_strategy",
         "metric_for_best_model",
         "load_best_model_at_end",
         "per_device_eval_batch_size",

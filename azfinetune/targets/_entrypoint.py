@@ -224,6 +224,30 @@ def our_code_rules(spec: FineTuneSpec) -> Iterator[Issue]:
 
     yield from environment_issues(spec)
     yield from checkpoint_rules(spec)
+    yield from code_folder_issues()
+
+
+def code_folder_issues() -> Iterator[Issue]:
+    """The job's code folder (jobs/src) is uploaded with the job, .amlignore/.gitignore honoured as azure-ai-ml
+    honours them: credential files in it (.env, keys, netrc, connection strings) are refused before they go."""
+    from azfinetune.secrets import credential_files, uploaded_files
+    from azfinetune.targets._paths import job_code_dir
+
+    try:
+        folder = job_code_dir()
+    except BuildError as error:
+        yield Issue("environment", error.message, hint=error.hint)
+        return
+    skipped = {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+    files = uploaded_files(folder, always_ignored=lambda relative: bool(skipped & set(relative.parts)))
+    found = credential_files(files, folder)
+    if found:
+        yield Issue(
+            "environment",
+            f"the job code folder {folder} holds credential files that would be uploaded with the job: "
+            f"{', '.join(found[:5])}",
+            hint=f"remove them, or list them in {folder / '.amlignore'}",
+        )
 
 
 def command_line(args: list[str], *, module: str = ENTRYPOINT_MODULE) -> str:

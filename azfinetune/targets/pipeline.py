@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -210,11 +211,22 @@ def _finetune_component(
     )
 
 
+#: azure-ai-ml's dsl.pipeline builds on process-global state (the pipeline being defined, its component
+#: registry): two threads building at once could mix their steps or inputs. One build at a time.
+_DSL_LOCK = threading.RLock()
+
+
 def build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
     """The PipelineJob for a spec. Pure but for one side effect: a DeepSpeed config is written beside the spec.
 
     Steps are reused across submissions while their inputs and code are unchanged (force_rerun off), and the
-    pipeline stops at the first failed step (continue_on_step_failure off)."""
+    pipeline stops at the first failed step (continue_on_step_failure off). Thread-safe: builds are serialised
+    (azure-ai-ml's dsl is not)."""
+    with _DSL_LOCK:
+        return _build_pipeline_job(spec)
+
+
+def _build_pipeline_job(spec: FineTuneSpec) -> PipelineJob:
     from azure.ai.ml import Input, PyTorchDistribution
     from azure.ai.ml.dsl import pipeline
     from azure.ai.ml.entities import PipelineJobSettings, QueueSettings

@@ -165,6 +165,8 @@ def _expressed(spec: FineTuneSpec, *, mask_prompt: bool) -> dict[str, Any]:
             data["data"][role] = str(spec.resolve_path(data["data"][role]).resolve())
     if spec.model.startswith((".", "/")):
         data["model"] = str(spec.resolve_path(spec.model).resolve())
+    elif (info := find_model(spec.model)) is not None:
+        data["model"] = info.alias  # hf:<id> of a catalog model and its alias are the same model
     return data
 
 
