@@ -64,9 +64,9 @@ from azfinetune.targets import (
     file_sha256,
     get_target,
     job_name,
+    resume_source_issues,
     spec_fingerprint,
 )
-from azfinetune.targets._checkpoints import resume_source_issues
 from azfinetune.targets.serverless import check_not_retired
 
 __all__ = ["FineTuneClient", "use_ml_client"]

@@ -13,6 +13,7 @@ from typing import Any
 from azfinetune.errors import SpecError
 from azfinetune.spec import FineTuneSpec
 from azfinetune.targets._check import ALLOW_NO_FIT, CheckReport, check_spec, file_issues
+from azfinetune.targets._checkpoints import resume_source_issues
 from azfinetune.targets._common import azfinetune_tags, file_sha256, job_name, spec_fingerprint
 from azfinetune.targets._deepspeed import deepspeed_config, deepspeed_config_text
 from azfinetune.targets._entrypoint import (
@@ -61,6 +62,7 @@ __all__ = [
     "job_name",
     "project_root",
     "rest_body",
+    "resume_source_issues",
     "spec_fingerprint",
     "target_issues",
 ]

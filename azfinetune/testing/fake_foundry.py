@@ -26,12 +26,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from azfinetune.catalog import foundry_catalog
+from azfinetune.testing._loopback import LoopbackService
 from azfinetune.testing.fake_workspace import FakeCredential
 
 __all__ = [
@@ -205,13 +205,7 @@ class _Job:
     started: bool = False
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # idle keep-alive connections must not hold up stop()
-    allow_reuse_address = True
-
-
-class FakeFoundry:
+class FakeFoundry(LoopbackService):
     """A Foundry resource (and one project on it) answered on http://127.0.0.1:<port>, for tests that drive the real
     openai / azure-ai-projects clients or azfinetune's FoundryClient.
 
@@ -255,7 +249,7 @@ class FakeFoundry:
         self.max_file_bytes = max_file_bytes if max_file_bytes is not None else rules.max_file_bytes
         self.min_examples = min_examples if min_examples is not None else rules.min_examples
         self.metric_steps = metric_steps
-        self.lifetime_s = lifetime_s
+        super().__init__(lifetime_s=lifetime_s)
         self.credential = FakeCredential()
         self.requests: list[FoundryRequest] = []
         self.sleeps: list[float] = []
@@ -270,61 +264,25 @@ class FakeFoundry:
         self._clock = int(time.time())
         self._job_progressions: dict[str, tuple[list[str], dict[str, Any] | None]] = {}
         self._lock = threading.RLock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._timer: threading.Timer | None = None
         self._undo: list[Callable[[], None]] = []
 
     # ---------------------------------------------------------------------------------------------- lifecycle
 
-    def __enter__(self) -> FakeFoundry:
-        self.start()
-        return self
+    service_name = "FakeFoundry"
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def start(self) -> None:
         """Listen on a free loopback port and serve from a background thread; zero (record) transport sleeps."""
-        if self._server is not None:
-            raise RuntimeError("FakeFoundry is already running")
-        try:
-            server = _Server(("127.0.0.1", 0), _handler_for(self))
-        except RuntimeError as error:  # pytest-socket's SocketBlockedError
-            raise RuntimeError(
-                "FakeFoundry serves on 127.0.0.1 and sockets are disabled: mark the test "
-                "@pytest.mark.allow_hosts(['127.0.0.1'])"
-            ) from error
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeFoundry", daemon=True
-        )
-        self._thread.start()
-        self._timer = threading.Timer(self.lifetime_s, self.stop)
-        self._timer.daemon = True
-        self._timer.start()
+        super().start()
         self._patch_sleep()
 
     def stop(self) -> None:
-        """Stop serving and close the port (idempotent)."""
+        """Stop serving and close the port (idempotent); transport sleeps are real again."""
         while self._undo:
             self._undo.pop()()
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-        self._thread = None
-        if self._timer is not None and self._timer is not threading.current_thread():
-            self._timer.cancel()
-        self._timer = None
-
-    @property
-    def active(self) -> bool:
-        return self._server is not None
+        super().stop()
 
     def _patch_sleep(self) -> None:
         from azure.core.pipeline.transport import HttpTransport
@@ -339,12 +297,6 @@ class FakeFoundry:
         self._undo.append(lambda: setattr(HttpTransport, "sleep", old))
 
     # ---------------------------------------------------------------------------------------------- endpoints
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeFoundry is not running: use it as a context manager or call start()")
-        return f"http://127.0.0.1:{self._server.server_port}"
 
     @property
     def project_endpoint(self) -> str:

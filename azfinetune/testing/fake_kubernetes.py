@@ -26,11 +26,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
+
+from azfinetune.testing._loopback import LoopbackService
 
 __all__ = [
     "DEFAULT_KAITO_PROGRESSION",
@@ -113,17 +114,11 @@ class _Tuning:
     logs: list[str] = field(default_factory=list)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class FakeKubernetes:
+class FakeKubernetes(LoopbackService):
     """A Kubernetes API server with Kaito installed, on http://127.0.0.1:<port>.
 
         with FakeKubernetes(namespaces=("default", "tuning")) as cluster:
@@ -150,7 +145,7 @@ class FakeKubernetes:
         self.token = token
         self.progression = list(progression)
         self.node_auto_provisioning = node_auto_provisioning
-        self.lifetime_s = lifetime_s
+        super().__init__(lifetime_s=lifetime_s)
         self.requests: list[KubeRequest] = []
         # (kind, namespace, name) -> object
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -162,57 +157,13 @@ class FakeKubernetes:
         self._seed = seed
         self._version = 1000
         self._lock = threading.RLock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._timer: threading.Timer | None = None
 
     # ---------------------------------------------------------------------------------------------- lifecycle
 
-    def __enter__(self) -> FakeKubernetes:
-        self.start()
-        return self
+    service_name = "FakeKubernetes"
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError("FakeKubernetes is already running")
-        try:
-            server = _Server(("127.0.0.1", 0), _handler_for(self))
-        except RuntimeError as error:  # pytest-socket's SocketBlockedError
-            raise RuntimeError(
-                "FakeKubernetes serves on 127.0.0.1 and sockets are disabled: mark the test "
-                "@pytest.mark.allow_hosts(['127.0.0.1'])"
-            ) from error
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeKubernetes", daemon=True
-        )
-        self._thread.start()
-        self._timer = threading.Timer(self.lifetime_s, self.stop)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-        self._thread = None
-        if self._timer is not None and self._timer is not threading.current_thread():
-            self._timer.cancel()
-        self._timer = None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeKubernetes is not running: use it as a context manager or call start()")
-        return f"http://127.0.0.1:{self._server.server_port}"
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def configuration(self) -> Any:
         """A kubernetes.client.Configuration for this server (host and bearer token)."""
