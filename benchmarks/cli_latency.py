@@ -47,7 +47,13 @@ def local_model_spec(folder: Path) -> Path:
         "max_position_embeddings": 256,
     }
     (model / "config.json").write_text(json.dumps(config))
-    (model / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 256}))
+    # A real (tiny) tokenizer: tokenizer.json and the Phi-3 chat template, so validate counts tokens with it.
+    from azfinetune.tiny_model import chat_texts, make_tiny_phi3
+
+    tiny = make_tiny_phi3(folder / "tiny", texts=chat_texts(n=60, seed=0), seed=0)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (tiny / name).is_file():
+            (model / name).write_bytes((tiny / name).read_bytes())
     data = folder / "train.jsonl"
     row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
     data.write_text("\n".join(json.dumps(row) for _ in range(16)) + "\n")

@@ -58,8 +58,8 @@ def export_run_onnx(
         raise UserInputError(
             f"no local run or model folder at {source}",
             hint="give a run folder under outputs/<job-name>/ (the folder `azfinetune run SPEC --local` printed); "
-            f"for an Azure ML job, download its fine-tune output first: az ml job download -n {source} "
-            "--output-name adapter --download-path <dir>, then export <dir>/named-outputs/adapter --base-model ...",
+            "for an Azure ML job, download its `adapter` output first (`az ml job download`, output name adapter), "
+            "then export <download folder>/named-outputs/adapter with --base-model hf:<org>/<name>",
         )
     run = find_finished_run(path, base_model=base_model)
     app.err.print(

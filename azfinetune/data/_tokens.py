@@ -155,6 +155,17 @@ class TokenizerCounter:
 
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+#: Files a tokenizer's vocabulary lives in (one of them must be there for any tokenizer to load).
+_VOCABULARY_FILES = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "vocab.json",
+    "vocab.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "merges.txt",
+    "tokenizer.tiktoken",
+)
 
 
 def _find_tokenizer_folder(folder: Path) -> Path | None:
@@ -300,6 +311,12 @@ def load_tokenizer(model: str) -> tuple[Any | None, str]:
         light = FileTokenizer.load(found)
         if light is not None:
             return light, ""
+        if not any((found / name).is_file() for name in _VOCABULARY_FILES):
+            # tokenizer_config.json alone: transformers could not load it either (and importing it costs seconds).
+            return (
+                None,
+                f"no tokenizer vocabulary under {found} (tokenizer.json, tokenizer.model, vocab files)",
+            )
     else:
         source = _hub_id(model)
         if source is None:
