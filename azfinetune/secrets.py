@@ -88,11 +88,11 @@ _CREDENTIAL_NAMES = re.compile(
 
 def _ignore_spec(folder: Path) -> Any:
     """The folder's .amlignore (else .gitignore) patterns, as Azure ML's upload reads them; None if neither."""
-    import pathspec
-
     for name in (".amlignore", ".gitignore"):
         path = folder / name
         if path.is_file():
+            import pathspec
+
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
             return pathspec.PathSpec.from_lines("gitwildmatch", lines)
     return None

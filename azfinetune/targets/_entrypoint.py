@@ -240,7 +240,8 @@ def code_folder_issues() -> Iterator[Issue]:
         return
     skipped = {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
     files = uploaded_files(folder, always_ignored=lambda relative: bool(skipped & set(relative.parts)))
-    found = credential_files(files, folder)
+    # The Python sources are the job's code (reviewed as code); every other file is read for keys and strings.
+    found = credential_files([path for path in files if path.suffix != ".py"], folder)
     if found:
         yield Issue(
             "environment",

@@ -111,3 +111,40 @@ def test_an_environment_folder_with_a_dotenv_is_refused_before_upload(
     assert ws.requests == []
     (tmp_path / "env" / ".amlignore").write_text(".env\n", encoding="utf-8")
     assert run_cli("validate", "--no-data", str(spec)).code == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        (".env", f"HF_TOKEN={FAKE_SECRETS['huggingface']}\n"),
+        ("deploy/id_rsa", "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n"),
+        ("notes.txt", "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=" + "A" * 86 + "==;\n"),
+    ],
+)
+def test_a_job_code_folder_with_credentials_is_refused_before_upload(
+    name: str,
+    content: str,
+    tmp_path: Path,
+    run_cli: Callable[..., CliResult],
+    ws: FakeWorkspace,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """jobs/src goes up with every command and pipeline job: a credential file left in it is refused (exit 2,
+    the file named, its value never printed), and .amlignore lets it stay, as azure-ai-ml's upload reads it."""
+    import azfinetune.targets._paths as paths
+
+    code = tmp_path / "code"
+    shutil.copytree(EXAMPLES.parents[1] / "jobs" / "src", code, ignore=shutil.ignore_patterns("__pycache__"))
+    (code / name).parent.mkdir(parents=True, exist_ok=True)
+    (code / name).write_text(content, encoding="utf-8")
+    monkeypatch.setattr(paths, "job_code_dir", lambda: code)
+    (tmp_path / "data").mkdir()
+    shutil.copy(EXAMPLES / "data" / "chat-train.jsonl", tmp_path / "data" / "chat-train.jsonl")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE_SPEC, encoding="utf-8")
+    result = run_cli("submit", str(spec))
+    assert result.code == 2 and "job code folder" in result.text and name in result.text, result.text
+    _clean([result.text], [FAKE_SECRETS["huggingface"], "A" * 86], "the error")
+    assert ws.requests == []
+    (code / ".amlignore").write_text(f"{name}\n", encoding="utf-8")
+    assert run_cli("validate", "--no-data", str(spec)).code == 0
