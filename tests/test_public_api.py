@@ -12,10 +12,24 @@ import azfinetune
 
 def test_all_is_sorted_and_complete() -> None:
     assert azfinetune.__all__ == sorted(azfinetune.__all__)
-    public = {name for name in vars(azfinetune) if not name.startswith("_") and not _is_module(name)}
-    assert public - {"annotations"} == set(azfinetune.__all__) - {"__version__"}
-    for name in azfinetune.__all__:
+    for name in azfinetune.__all__:  # the names load on first use (PEP 562)
         assert getattr(azfinetune, name) is not None
+    public = {name for name in vars(azfinetune) if not name.startswith("_") and not _is_module(name)}
+    assert public - {"annotations", "TYPE_CHECKING", "Any"} == set(azfinetune.__all__) - {"__version__"}
+    assert set(azfinetune.__all__) <= set(dir(azfinetune))
+    with pytest.raises(AttributeError):
+        azfinetune.no_such_name  # noqa: B018
+
+
+def test_validate_loads_no_client() -> None:
+    """`azfinetune validate` needs the spec, the catalog and the targets' rules: never the client modules."""
+    code = (
+        "import sys; from azfinetune.cli import main; sys.argv = ['azfinetune', '--help']\n"
+        "import azfinetune; from azfinetune import check_spec\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('azfinetune.client', 'azfinetune.local'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def _is_module(name: str) -> bool:
