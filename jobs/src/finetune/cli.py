@@ -38,7 +38,34 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
+def _shutdown_distributed(*, succeeded: bool) -> None:
+    """End torch.distributed's process group before the interpreter exits. Left to the interpreter's teardown, a
+    gloo group's worker threads can outlive it: a rank then dies with "terminate called without an active
+    exception" (SIGABRT) after its work is done, and the launcher reports the whole run failed. Only when torch
+    was imported (bad input exits before it is)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    try:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            if succeeded:  # every rank got here: wait for all (a failed rank's peers may be mid-collective)
+                dist.barrier()
+            dist.destroy_process_group()
+    except Exception as error:  # a failed peer: the exit code already says what happened
+        print(f"finetune: note: could not end the process group cleanly ({error})", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    code = 1
+    try:
+        code = _main(argv)
+        return code
+    finally:
+        _shutdown_distributed(succeeded=code == 0)
+
+
+def _main(argv: list[str] | None) -> int:
     _setup_logging()
     try:
         args = parse_args(argv)
