@@ -21,17 +21,14 @@ import io
 import json
 import random
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
-from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, ClassVar, Literal
 
 from azfinetune.catalog import foundry_catalog
-from azfinetune.testing._loopback import LoopbackService
+from azfinetune.testing._loopback import LoopbackRequest, LoopbackService
 from azfinetune.testing.fake_workspace import FakeCredential
 
 __all__ = [
@@ -111,33 +108,15 @@ def catalog_models() -> dict[str, FakeFoundryModel]:
     return models
 
 
-@dataclass
-class FoundryRequest:
+@dataclass(repr=False)
+class FoundryRequest(LoopbackRequest):
     """One request the fake saw, and what it answered (`status` None: the connection was closed instead)."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    status: int | None = None
-    fault: str | None = None
-
-    @property
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body or b"null")
-        except ValueError:
-            return None
 
     @property
     def route(self) -> str:
         """The path after the API prefix: 'fine_tuning/jobs', 'files/file-1/content', ..."""
         match = re.search(r"/openai(?:/v1)?/(.*)$", self.path)
         return match.group(1) if match else self.path
-
-    def __repr__(self) -> str:
-        return f"<{self.method} {self.path} -> {self.status} {self.fault or ''}>"
 
 
 @dataclass
@@ -270,8 +249,8 @@ class FakeFoundry(LoopbackService):
 
     service_name = "FakeFoundry"
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        return _handler_for(self)
+    request_type = FoundryRequest
+    answer_headers: ClassVar[Mapping[str, str]] = {"x-ms-region": "fake"}
 
     def start(self) -> None:
         """Listen on a free loopback port and serve from a background thread; zero (record) transport sleeps."""
@@ -1057,49 +1036,6 @@ def _error(
     headers: Mapping[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     return _json(status, {"error": {"code": code, "message": message, "param": param, "type": None}}, headers)
-
-
-def _handler_for(fake: FakeFoundry) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as the clients expect
-        timeout = 10  # an idle keep-alive connection ends on its own
-
-        def setup(self) -> None:
-            super().setup()
-            # Headers and body go out in two writes: without this, Nagle + delayed ACK add 40 ms per request.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def _serve(self) -> None:
-            parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            request = FoundryRequest(
-                method=self.command,
-                path=parts.path,
-                query=dict(parse_qsl(parts.query, keep_blank_values=True)),
-                headers={k.lower(): v for k, v in self.headers.items()},
-                body=body,
-            )
-            answer = fake.handle(request)
-            if answer is None:
-                self.close_connection = True
-                return
-            status, headers, data = answer
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("x-ms-region", "fake")
-            self.end_headers()
-            if data:
-                self.wfile.write(data)
-
-        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:  # the request log is `fake.requests`
-            return None
-
-    return Handler
 
 
 def iter_events(fake: FakeFoundry, job_id: str) -> Iterator[str]:

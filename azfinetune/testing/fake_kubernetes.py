@@ -21,17 +21,14 @@ import hashlib
 import json
 import random
 import re
-import socket
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
 
-from azfinetune.testing._loopback import LoopbackService
+from azfinetune.testing._loopback import LoopbackRequest, LoopbackService
 
 __all__ = [
     "DEFAULT_KAITO_PROGRESSION",
@@ -62,27 +59,9 @@ _ROUTES: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
-@dataclass
-class KubeRequest:
+@dataclass(repr=False)
+class KubeRequest(LoopbackRequest):
     """One request the fake saw, and what it answered (`status` None: the connection was closed instead)."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    status: int | None = None
-    fault: str | None = None
-
-    @property
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body or b"null")
-        except ValueError:
-            return None
-
-    def __repr__(self) -> str:
-        return f"<{self.method} {self.path} -> {self.status} {self.fault or ''}>"
 
 
 @dataclass
@@ -162,8 +141,7 @@ class FakeKubernetes(LoopbackService):
 
     service_name = "FakeKubernetes"
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        return _handler_for(self)
+    request_type = KubeRequest
 
     def configuration(self) -> Any:
         """A kubernetes.client.Configuration for this server (host and bearer token)."""
@@ -739,44 +717,3 @@ def _invalid(kind: str, group: str, name: str, problems: Sequence[tuple[str, str
         kind=kind,
         causes=causes,
     )
-
-
-def _handler_for(fake: FakeKubernetes) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        timeout = 10
-
-        def setup(self) -> None:
-            super().setup()
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def _serve(self) -> None:
-            parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            request = KubeRequest(
-                method=self.command,
-                path=parts.path,
-                query=dict(parse_qsl(parts.query, keep_blank_values=True)),
-                headers={k.lower(): v for k, v in self.headers.items()},
-                body=body,
-            )
-            answer = fake.handle(request)
-            if answer is None:
-                self.close_connection = True
-                return
-            status, headers, data = answer
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if data:
-                self.wfile.write(data)
-
-        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return None
-
-    return Handler
