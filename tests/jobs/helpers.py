@@ -77,3 +77,23 @@ def contract_argv(
         elif flag.repeatable and isinstance(value, str):
             values[dest] = [value]
     return command_args(values)
+
+
+def minimal_chat_argv(folder: Path, *extra: str) -> list[str]:
+    """The fewest flags the entry point's parser takes (a one-line chat file written into `folder`), plus `extra`:
+    for tests of how single flags parse and check."""
+    train = folder / "train.jsonl"
+    train.write_text(
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+    )
+    return [
+        "--task",
+        "chat-completion",
+        "--model",
+        "m",
+        "--train-file",
+        str(train),
+        "--output-dir",
+        "out",
+        *extra,
+    ]

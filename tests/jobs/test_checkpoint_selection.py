@@ -10,27 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.jobs.helpers import EntryPointRun, contract_argv
+from tests.jobs.helpers import EntryPointRun, contract_argv, minimal_chat_argv
 
 Runner = Callable[..., EntryPointRun]
-
-
-def _args(tmp_path: Path, *extra: str) -> list[str]:
-    train = tmp_path / "train.jsonl"
-    train.write_text(
-        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
-    )
-    return [
-        "--task",
-        "chat-completion",
-        "--model",
-        "m",
-        "--train-file",
-        str(train),
-        "--output-dir",
-        "out",
-        *extra,
-    ]
 
 
 def test_the_flags_parse_and_are_checked(tmp_path: Path) -> None:
@@ -39,22 +21,24 @@ def test_the_flags_parse_and_are_checked(tmp_path: Path) -> None:
 
     valid = str(tmp_path / "train.jsonl")
     args = parse_args(
-        _args(
+        minimal_chat_argv(
             tmp_path, "--validation-file", valid, "--metric-for-best-model", "loss", "--save-total-limit", "2"
         )
     )
     assert (args.metric_for_best_model, args.save_total_limit) == ("loss", 2)
-    assert parse_args(_args(tmp_path, "--max-seq-length", "auto")).max_seq_length is None
+    assert parse_args(minimal_chat_argv(tmp_path, "--max-seq-length", "auto")).max_seq_length is None
     assert (
-        parse_args(_args(tmp_path)).max_seq_length == 1024
-        and parse_args(_args(tmp_path)).save_total_limit is None
+        parse_args(minimal_chat_argv(tmp_path)).max_seq_length == 1024
+        and parse_args(minimal_chat_argv(tmp_path)).save_total_limit is None
     )
     with pytest.raises(UsageError, match="needs --validation-file"):
-        parse_args(_args(tmp_path, "--metric-for-best-model", "loss"))
+        parse_args(minimal_chat_argv(tmp_path, "--metric-for-best-model", "loss"))
     with pytest.raises(UsageError, match="computes loss, mean_token_accuracy"):
-        parse_args(_args(tmp_path, "--validation-file", valid, "--metric-for-best-model", "f1_macro"))
+        parse_args(
+            minimal_chat_argv(tmp_path, "--validation-file", valid, "--metric-for-best-model", "f1_macro")
+        )
     with pytest.raises(SystemExit):
-        parse_args(_args(tmp_path, "--save-total-limit", "0"))
+        parse_args(minimal_chat_argv(tmp_path, "--save-total-limit", "0"))
 
 
 def test_the_host_and_the_job_agree_on_the_metrics() -> None:

@@ -9,27 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.jobs.helpers import EntryPointRun, contract_argv
+from tests.jobs.helpers import EntryPointRun, contract_argv, minimal_chat_argv
 
 Runner = Callable[..., EntryPointRun]
-
-
-def _argv(tmp_path: Path, *extra: str) -> list[str]:
-    train = tmp_path / "train.jsonl"
-    train.write_text(
-        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
-    )
-    return [
-        "--task",
-        "chat-completion",
-        "--model",
-        "m",
-        "--train-file",
-        str(train),
-        "--output-dir",
-        "out",
-        *extra,
-    ]
 
 
 def test_the_checkpoint_flags_parse_and_are_checked(tmp_path: Path) -> None:
@@ -39,21 +21,23 @@ def test_the_checkpoint_flags_parse_and_are_checked(tmp_path: Path) -> None:
     source = tmp_path / "earlier"
     source.mkdir()
     args = parse_args(
-        _argv(tmp_path, "--save-steps", "5", "--checkpoint-dir", "ckpt", "--resume-from", str(source))
+        minimal_chat_argv(
+            tmp_path, "--save-steps", "5", "--checkpoint-dir", "ckpt", "--resume-from", str(source)
+        )
     )
     assert (args.save_steps, args.checkpoint_dir, args.resume_from) == (5, Path("ckpt"), source)
-    plain = parse_args(_argv(tmp_path))
+    plain = parse_args(minimal_chat_argv(tmp_path))
     assert (plain.save_steps, plain.checkpoint_dir, plain.resume_from) == (None, None, None)
     with pytest.raises(SystemExit):
-        parse_args(_argv(tmp_path, "--save-steps", "0"))
+        parse_args(minimal_chat_argv(tmp_path, "--save-steps", "0"))
     with pytest.raises(UsageError, match="--save-steps 9 is more than --max-steps 8"):
-        parse_args(_argv(tmp_path, "--save-steps", "9", "--max-steps", "8"))
+        parse_args(minimal_chat_argv(tmp_path, "--save-steps", "9", "--max-steps", "8"))
     with pytest.raises(UsageError, match=r"--resume-from .*: no such folder"):
-        parse_args(_argv(tmp_path, "--resume-from", str(tmp_path / "missing")))
+        parse_args(minimal_chat_argv(tmp_path, "--resume-from", str(tmp_path / "missing")))
     valid = str(tmp_path / "train.jsonl")
     with pytest.raises(UsageError, match="needs --eval-steps dividing it, got 4"):
         parse_args(
-            _argv(
+            minimal_chat_argv(
                 tmp_path,
                 *("--validation-file", valid, "--metric-for-best-model", "loss"),
                 *("--save-steps", "6", "--eval-steps", "4"),
@@ -61,7 +45,7 @@ def test_the_checkpoint_flags_parse_and_are_checked(tmp_path: Path) -> None:
         )
     assert (
         parse_args(
-            _argv(
+            minimal_chat_argv(
                 tmp_path,
                 *("--validation-file", valid, "--metric-for-best-model", "loss"),
                 *("--save-steps", "8", "--eval-steps", "4"),

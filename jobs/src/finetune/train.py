@@ -459,6 +459,31 @@ def _fit(
     return trainable, total, result, eval_metrics, test_metrics
 
 
+def _causal_model(source: modeling.ModelSource, args: Args, rt: Runtime) -> tuple[Any, Any]:
+    """(the causal LM to train, its PEFT LoraConfig or None): loaded for training (no KV cache), k-bit prepared
+    for qlora, the adapter's target modules resolved on the loaded model."""
+    from transformers import AutoModelForCausalLM
+
+    model = _load_model(source, args, rt, AutoModelForCausalLM)
+    model.config.use_cache = False
+    if not args.is_peft:
+        return model, None
+    targets = modeling.resolve_target_modules(model, args, ())
+    model = _prepare_kbit(model, args, rt)
+    return model, modeling.lora_config(args, targets, "CAUSAL_LM", None)
+
+
+def _causal_reloader(source: modeling.ModelSource, rt: Runtime) -> Any:
+    """What Trained.reload does for a causal LM: the base model again, in the export dtype."""
+
+    def reload() -> Any:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(source.model, dtype=_export_dtype(rt))
+
+    return reload
+
+
 def train_causal(
     args: Args,
     splits: datalib.Splits,
@@ -467,7 +492,7 @@ def train_causal(
     tokenizer: Any,
     progress: Any,
 ) -> Trained:
-    from transformers import AutoModelForCausalLM, PrinterCallback
+    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     if args.task == "chat-completion":
@@ -489,13 +514,7 @@ def train_causal(
         dataset_text_field="text",
         completion_only_loss=args.mask_prompt if prompt_completion else None,
     )
-    model = _load_model(source, args, rt, AutoModelForCausalLM)
-    model.config.use_cache = False
-    peft_config = None
-    if args.is_peft:
-        targets = modeling.resolve_target_modules(model, args, ())
-        model = _prepare_kbit(model, args, rt)
-        peft_config = modeling.lora_config(args, targets, "CAUSAL_LM", None)
+    model, peft_config = _causal_model(source, args, rt)
     trainer = with_token_mean_eval_loss(SFTTrainer, causal=True)(
         model=model,
         args=config,
@@ -516,9 +535,7 @@ def train_causal(
         getattr(trainer, "_total_train_tokens", 0) or progress.tokens or trainer.state.num_input_tokens_seen
     )
 
-    def reload() -> Any:
-        return AutoModelForCausalLM.from_pretrained(source.model, dtype=_export_dtype(rt))
-
+    reload = _causal_reloader(source, rt)
     return Trained(
         trainer, result, tokens, len(train_ds), eval_metrics, test_metrics, trainable, total, reload, {}
     )
@@ -574,13 +591,7 @@ def train_preference(
         settings.update(loss_type=[args.loss_type], precompute_ref_log_probs=args.reference == "precomputed")
     # Built before the model: under ZeRO-3 the arguments switch on sharded loading (zero.Init).
     config = config_class(**_common_training_kwargs(args, rt, eval_ds is not None), **settings)
-    model = _load_model(source, args, rt, AutoModelForCausalLM)
-    model.config.use_cache = False
-    peft_config = None
-    if args.is_peft:
-        targets = modeling.resolve_target_modules(model, args, ())
-        model = _prepare_kbit(model, args, rt)
-        peft_config = modeling.lora_config(args, targets, "CAUSAL_LM", None)
+    model, peft_config = _causal_model(source, args, rt)
     extra: dict[str, Any] = {}
     reference = "none"
     if args.objective == "dpo":
@@ -614,9 +625,7 @@ def train_preference(
         or _pair_tokens_trained(trainer)
     )
 
-    def reload() -> Any:
-        return AutoModelForCausalLM.from_pretrained(source.model, dtype=_export_dtype(rt))
-
+    reload = _causal_reloader(source, rt)
     info = {"objective": args.objective, "beta": args.beta, "reference_policy": reference}
     if args.objective == "dpo":
         info["loss_type"] = args.loss_type
