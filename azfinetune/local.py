@@ -473,12 +473,7 @@ def find_finished_run(path: Path, *, base_model: str | None = None) -> FinishedR
             task=None,
         )
     if not (folder / "command.json").is_file():
-        runs = sorted((p for p in folder.iterdir() if (p / "command.json").is_file()), key=lambda p: p.name)
-        if not runs:
-            raise LocalRunError(
-                f"{folder} holds no local run", hint="give a folder under outputs/<job-name>/"
-            )
-        folder = runs[-1]
+        folder = _newest_run(folder)
     try:
         recorded = json.loads((folder / "command.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -584,18 +579,23 @@ def plot_losses(metrics: Mapping[str, Any], path: Path) -> Path | None:
     return path
 
 
+def _newest_run(job_folder: Path) -> Path:
+    """The newest run (by its run id, which sorts by time) under a job folder outputs/<job-name>/."""
+    runs = sorted((p for p in job_folder.iterdir() if (p / "command.json").is_file()), key=lambda p: p.name)
+    if not runs:
+        raise LocalRunError(
+            f"{job_folder} holds no local run", hint="give a folder under outputs/<job-name>/"
+        )
+    return runs[-1]
+
+
 def read_run(path: Path) -> tuple[dict[str, Any], Path | None]:
     """(metrics, loss plot) of a local run folder (outputs/<job>/<run-id>), or of its job folder's latest run."""
     folder = path.resolve()
     if not folder.is_dir():
         raise LocalRunError(f"no run folder at {folder}", hint="give a folder under outputs/<job-name>/")
     if not (folder / "adapter").is_dir() and not (folder / "command.json").is_file():
-        runs = sorted((p for p in folder.iterdir() if (p / "command.json").is_file()), key=lambda p: p.name)
-        if not runs:
-            raise LocalRunError(
-                f"{folder} holds no local run", hint="give a folder under outputs/<job-name>/"
-            )
-        folder = runs[-1]
+        folder = _newest_run(folder)
     metrics = _read_metrics(folder / "adapter")
     if not metrics:
         raise LocalRunError(
