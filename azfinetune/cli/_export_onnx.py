@@ -23,7 +23,7 @@ def onnx_settings(
     """The flags as an OnnxExportSpec (the spec's own rules: provider x precision), or a usage error (exit 2)."""
     from pydantic import ValidationError
 
-    from azfinetune.spec import OnnxExportSpec
+    from azfinetune.spec import OnnxExportSpec, spec_error_from_validation
 
     given = {
         "precision": precision,
@@ -34,10 +34,13 @@ def onnx_settings(
     try:
         return OnnxExportSpec(**{key: value for key, value in given.items() if value is not None})
     except ValidationError as error:
-        first = error.errors()[0]
-        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        flag = "--" + str(first["loc"][0]).replace("_", "-") if first.get("loc") else "--precision"
-        raise UserInputError(f"{flag}: {message}", hint="see `azfinetune export --help`") from None
+        # The spec's own messages for export.onnx, each under the flag that set the key (a cross-key rule, the
+        # provider x precision pairs, has no key: --precision names it).
+        issue = spec_error_from_validation(error, OnnxExportSpec).issues[0]
+        flag = "--" + (issue.path.split(".")[0] or "precision").replace("_", "-")
+        raise UserInputError(
+            f"{flag}: {issue.message}", hint=issue.hint or "see `azfinetune export --help`"
+        ) from None
 
 
 def export_run_onnx(

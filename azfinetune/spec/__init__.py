@@ -1,6 +1,6 @@
 """The fine-tuning spec: strict pydantic models, load_spec() with file:line:column errors, structural rules."""
 
-from azfinetune.spec._errors import did_you_mean, format_path, split_path
+from azfinetune.spec._errors import did_you_mean, format_path, spec_error_from_validation, split_path
 from azfinetune.spec._loader import (
     apply_overrides,
     load_spec,
@@ -96,6 +96,7 @@ __all__ = [
     "load_yaml_file",
     "model_kind",
     "parse_overrides",
+    "spec_error_from_validation",
     "spec_from_dict",
     "split_path",
 ]
